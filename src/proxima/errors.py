@@ -1,0 +1,94 @@
+"""The one exception tree of Proxima.
+
+Every error Proxima raises on purpose is a :class:`ProximaError`, and says whose fault it is::
+
+    ProximaError
+    ├── LocalError              the caller asked for something invalid (bad argument, bad config,
+    │   │                       a bundle that breaks a rule before it is ever sent)
+    │   └── InvalidEndpointID   an endpoint ID given as text or value is malformed
+    └── RemoteError             data that came from outside is wrong (a peer, a file, a socket)
+        ├── Incomplete          the bytes stop before the item ends: feed more, then try again
+        └── ProtocolError       the bytes break a protocol rule; ``reason`` is the wire reason code
+            ├── BundleError     RFC 9171: the bundle is invalid (``reason`` is a status report code)
+            │   ├── CRCError    a block's CRC does not match the received bytes
+            │   └── SecurityError   RFC 9172/9173: a security block is invalid or fails
+            └── ...             later layers (TCPCL, etc.) add theirs here
+
+Lower-layer exceptions (``cbor2``, ``cryptography``) are translated at the boundary with
+``raise ... from exc`` so callers only ever need to catch these.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BundleError",
+    "CRCError",
+    "Incomplete",
+    "InvalidEndpointID",
+    "LocalError",
+    "ProtocolError",
+    "ProximaError",
+    "RemoteError",
+    "SecurityError",
+]
+
+
+class ProximaError(Exception):
+    """Base of every error Proxima raises on purpose.
+
+    ``reason`` is the wire reason code of the protocol concerned when it has one (a bundle
+    status report reason, a TCPCL SESS_TERM or MSG_REJECT reason...), else ``None``.
+    """
+
+    reason: int | None
+
+    def __init__(self, message: str, *, reason: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class LocalError(ProximaError):
+    """The caller misused an API or asked for something the protocol forbids."""
+
+
+class InvalidEndpointID(LocalError, ValueError):
+    """An endpoint ID given as text or value is malformed."""
+
+
+class RemoteError(ProximaError):
+    """Data received from outside (a peer, a file) is wrong; not the caller's fault."""
+
+
+class Incomplete(RemoteError):
+    """The input ends before the item does. ``needed`` is a lower bound on bytes still missing."""
+
+    def __init__(self, message: str, *, needed: int = 1, reason: int | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.needed = needed
+
+
+class ProtocolError(RemoteError):
+    """Received bytes break a protocol rule; ``reason`` carries the wire reason code."""
+
+
+class BundleError(ProtocolError):
+    """A received bundle is invalid (RFC 9171). ``reason`` is a status report reason code.
+
+    ``block`` names the block concerned when there is one (its block number, 0 for the primary).
+    """
+
+    def __init__(self, message: str, *, reason: int | None = None, block: int | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.block = block
+
+
+class CRCError(BundleError):
+    """A block's CRC does not match the bytes received."""
+
+
+class SecurityError(BundleError):
+    """A BPSec block (RFC 9172/9173) is malformed, or its integrity or confidentiality check fails."""
