@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from proxima.bpv7.bundle import (
     BPV7_VERSION,
+    KNOWN_BLOCK_TYPES,
+    STATUS_REPORT_FLAGS,
     BlockFlag,
     BlockType,
     Bundle,
@@ -14,6 +16,7 @@ from proxima.bpv7.bundle import (
     CanonicalBlock,
     PrimaryBlock,
     Reason,
+    UnknownBlocksOutcome,
     age_block,
     bundle_age_of,
     bundle_to_json,
@@ -29,6 +32,7 @@ from proxima.bpv7.bundle import (
     payload_block,
     previous_node_block,
     previous_node_of,
+    process_unknown_blocks,
 )
 from proxima.bpv7.crc import CRCType
 from proxima.bpv7.eid import DTN_NONE, EID, DtnEID, IpnEID, eid_from_cbor
@@ -37,6 +41,8 @@ __all__ = [
     "BPV7_VERSION",
     "DTN_NONE",
     "EID",
+    "KNOWN_BLOCK_TYPES",
+    "STATUS_REPORT_FLAGS",
     "BlockFlag",
     "BlockType",
     "Bundle",
@@ -47,6 +53,7 @@ __all__ = [
     "IpnEID",
     "PrimaryBlock",
     "Reason",
+    "UnknownBlocksOutcome",
     "age_block",
     "bundle_age_of",
     "bundle_to_json",
@@ -63,4 +70,5 @@ __all__ = [
     "payload_block",
     "previous_node_block",
     "previous_node_of",
+    "process_unknown_blocks",
 ]

@@ -22,9 +22,7 @@ _PACK_Q = struct.Struct(">BQ").pack
 
 # Heads for small arguments are the common case; build them once.
 _SMALL: Final[tuple[tuple[bytes, ...], ...]] = tuple(
-    tuple(
-        bytes((major << 5 | n,)) if n < 24 else bytes((major << 5 | 24, n)) for n in range(256)
-    )
+    tuple(bytes((major << 5 | n,)) if n < 24 else bytes((major << 5 | 24, n)) for n in range(256))
     for major in range(8)
 )
 UINT_SMALL: Final = _SMALL[0]

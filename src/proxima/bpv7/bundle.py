@@ -13,9 +13,8 @@ every validity rule of §4 and verifies each block's CRC over the bytes received
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from enum import IntEnum, IntFlag
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import cbor2
 
@@ -31,8 +30,13 @@ from proxima.errors import (
     ProtocolError,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
 __all__ = [
     "BPV7_VERSION",
+    "KNOWN_BLOCK_TYPES",
+    "STATUS_REPORT_FLAGS",
     "BlockFlag",
     "BlockType",
     "Bundle",
@@ -40,9 +44,10 @@ __all__ = [
     "CanonicalBlock",
     "PrimaryBlock",
     "Reason",
+    "UnknownBlocksOutcome",
     "age_block",
-    "bundle_to_json",
     "bundle_age_of",
+    "bundle_to_json",
     "check_bundle",
     "decode_block_data",
     "decode_bundle",
@@ -55,6 +60,7 @@ __all__ = [
     "payload_block",
     "previous_node_block",
     "previous_node_of",
+    "process_unknown_blocks",
 ]
 
 BPV7_VERSION: Final = 7
@@ -138,7 +144,7 @@ class PrimaryBlock(NamedTuple):
     sequence: int = 0
     lifetime: int = 86_400_000
     flags: int = 0
-    crc_type: int = CRCType.CRC32C
+    crc_type: int = 2
     fragment_offset: int | None = None
     total_adu_length: int | None = None
 
@@ -280,8 +286,7 @@ def decode_block_data(block: CanonicalBlock) -> object:
         value = _loads_exact(block.data, f"bundle age block {block.number}")
         if type(value) is not int or not 0 <= value <= _U64_MAX:
             raise BundleError(
-                f"bundle age block {block.number}: the age must be an unsigned integer, "
-                f"not {value!r:.40}",
+                f"bundle age block {block.number}: the age must be an unsigned integer, not {value!r:.40}",
                 reason=Reason.BLOCK_UNINTELLIGIBLE,
                 block=block.number,
             )
@@ -302,8 +307,7 @@ def decode_block_data(block: CanonicalBlock) -> object:
         limit, count = value
         if not 1 <= limit <= 255:
             raise BundleError(
-                f"hop count block {block.number}: hop limit {limit} is outside 1..255 "
-                "(RFC 9171 §4.4.3)",
+                f"hop count block {block.number}: hop limit {limit} is outside 1..255 (RFC 9171 §4.4.3)",
                 reason=Reason.BLOCK_UNINTELLIGIBLE,
                 block=block.number,
             )
@@ -343,26 +347,194 @@ def hop_count_of(bundle: Bundle) -> tuple[int, int] | None:
 
 
 def _is_u64(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _U64_MAX
+    return isinstance(v, int) and 0 <= v <= _U64_MAX
+
+
+_KNOWN_CONTENT: dict[tuple[int, bytes], object] = {}
+_KNOWN_CONTENT_MAX: Final = 4096
+
+
+def _known_content(b: CanonicalBlock) -> object:
+    """:func:`decode_block_data`, remembered for the small blocks that recur from bundle to
+    bundle (a node sees the same previous node and hop limits again and again)."""
+    key = (b.type, b.data)
+    value = _KNOWN_CONTENT.get(key)
+    if value is None:
+        value = decode_block_data(b)
+        if len(b.data) <= 64 and b.type != BlockType.BUNDLE_AGE:
+            if len(_KNOWN_CONTENT) >= _KNOWN_CONTENT_MAX:
+                _KNOWN_CONTENT.clear()
+            _KNOWN_CONTENT[key] = value
+    return value
+
+
+def _primary_violation(p: PrimaryBlock) -> tuple[str, int, int | None] | None:
+    bad = Reason.BLOCK_UNINTELLIGIBLE
+    for name in ("flags", "creation_time", "sequence", "lifetime"):
+        v = getattr(p, name)
+        if not _is_u64(v):
+            return (f"primary block: {name} {v!r:.40} is not an unsigned 64-bit integer", bad, 0)
+    if p.crc_type not in (0, 1, 2):
+        return (f"primary block: unknown CRC type {p.crc_type!r:.20} (0, 1 or 2)", bad, 0)
+    for name in ("destination", "source", "report_to"):
+        if not isinstance(getattr(p, name), EID):
+            return (f"primary block: {name} is not an endpoint ID", bad, 0)
+    if p.flags & BundleFlag.IS_FRAGMENT:
+        for name in ("fragment_offset", "total_adu_length"):
+            v = getattr(p, name)
+            if v is None:
+                return ("primary block: a fragment must carry fragment offset and total ADU length", bad, 0)
+            if not _is_u64(v):
+                return (f"primary block: {name} {v!r:.40} is not an unsigned 64-bit integer", bad, 0)
+    return None
+
+
+def _block_type_violation(b: object, i: int) -> tuple[str, int, int | None]:
+    bad = Reason.BLOCK_UNINTELLIGIBLE
+    if not isinstance(b, CanonicalBlock):
+        return (f"block #{i} is not a CanonicalBlock", bad, None)
+    t, n = b.type, b.number
+    if not _is_u64(t):
+        return (f"block #{i}: block type {t!r:.40} is not an unsigned integer", bad, None)
+    if not _is_u64(n):
+        return (f"block #{i} (type {t}): block number {n!r:.40} is not an unsigned integer", bad, None)
+    if not _is_u64(b.flags):
+        return (f"block {n}: block processing flags {b.flags!r:.40} are not an unsigned integer", bad, n)
+    if b.crc_type not in (0, 1, 2):
+        return (f"block {n}: unknown CRC type {b.crc_type!r:.20} (0, 1 or 2)", bad, n)
+    return (f"block {n}: block-type-specific data must be bytes", bad, n)
+
+
+def _plain_int(v: object) -> bool:
+    return type(v) is int or isinstance(v, int)
 
 
 def _violation(
     p: PrimaryBlock, blocks: Sequence[CanonicalBlock], *, require_primary_crc: bool
 ) -> tuple[str, int, int | None] | None:
     """The first rule the bundle breaks, as (message, reason code, block number), or None."""
+    if not (
+        _plain_int(p.flags)
+        and _plain_int(p.creation_time)
+        and _plain_int(p.sequence)
+        and _plain_int(p.lifetime)
+        and _plain_int(p.crc_type)
+        and isinstance(p.destination, EID)
+        and isinstance(p.source, EID)
+        and isinstance(p.report_to, EID)
+    ):
+        return _primary_violation(p)
+    x = p.flags | p.creation_time | p.sequence | p.lifetime
+    if x < 0 or x >> 64 or p.crc_type not in (0, 1, 2):
+        return _primary_violation(p)
+    if p.flags & BundleFlag.IS_FRAGMENT:
+        v = _primary_violation(p)
+        if v is not None:
+            return v
+    for i, b in enumerate(blocks):
+        if not isinstance(b, CanonicalBlock):
+            return _block_type_violation(b, i)
+        t, n, bf, bc, d = b
+        if not (
+            (type(t) is int or isinstance(t, int))
+            and (type(n) is int or isinstance(n, int))
+            and (type(bf) is int or isinstance(bf, int))
+            and bc in (0, 1, 2)
+            and type(d) is bytes
+        ):
+            return _block_type_violation(b, i)
+        x = t | n | bf
+        if x < 0 or x >> 64:
+            return _block_type_violation(b, i)
+    return _rules(p, blocks, require_primary_crc)
+
+
+def _rules(
+    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: bool
+) -> tuple[str, int, int | None] | None:
+    """The RFC 9171 §4 rules, for fields already known to be of the right types."""
     bad = Reason.BLOCK_UNINTELLIGIBLE
     flags = p.flags
-    if not _is_u64(flags):
-        return (f"primary block: bundle processing flags {flags!r} are not an unsigned integer", bad, 0)
-    for name in ("creation_time", "sequence", "lifetime"):
-        v = getattr(p, name)
-        if not _is_u64(v):
-            return (f"primary block: {name} {v!r} is not an unsigned 64-bit integer", bad, 0)
-    if p.crc_type not in (0, 1, 2):
-        return (f"primary block: unknown CRC type {p.crc_type!r} (0, 1 or 2)", bad, 0)
-    for name in ("destination", "source", "report_to"):
-        if not isinstance(getattr(p, name), EID):
-            return (f"primary block: {name} is not an endpoint ID", bad, 0)
+    if flags & 0x3 or p.source.is_none or p.fragment_offset is not None or p.total_adu_length is not None:
+        v = _flag_violation(p)
+        if v is not None:
+            return v
+    if not blocks:
+        return ("the bundle has no payload block", bad, None)
+    numbers: set[int] = set()
+    seen = 0  # bit 0: previous node, bit 1: bundle age, bit 2: hop count
+    bib_on_primary = False
+    last = len(blocks) - 1
+    for i, b in enumerate(blocks):
+        t, n = b[0], b[1]
+        if n in numbers or n == 0:
+            if n == 0:
+                return (f"block #{i} (type {t}): block number 0 is reserved for the primary block", bad, 0)
+            return (f"block {n}: block number {n} is used twice (type {t})", bad, n)
+        numbers.add(n)
+        if t == 1:
+            if i != last:
+                return ("the payload block must be the last block of the bundle", bad, n)
+            if n != 1:
+                return (f"the payload block has block number {n}; it must be 1", bad, n)
+        elif t in {6, 7, 10}:
+            bit = 1 if t == 6 else 2 if t == 7 else 4
+            if seen & bit:
+                name = BlockType(t).name.lower().replace("_", " ")
+                return (f"block {n}: more than one {name} block", bad, n)
+            seen |= bit
+            if t != 7 or len(b[4]) > 9:
+                try:
+                    _known_content(b)
+                except BundleError as exc:
+                    return (str(exc), bad, n)
+            elif not _is_cbor_uint(b[4]):
+                return (f"bundle age block {n}: the age must be one unsigned integer", bad, n)
+        elif t == 11 and not bib_on_primary:
+            bib_on_primary = _bib_targets_primary(b)
+    if blocks[last][0] != 1:
+        return ("the bundle has no payload block (block type 1), or it is not last", bad, None)
+    if p.creation_time == 0 and not seen & 2:
+        return (
+            "primary block: creation time is 0 (no accurate clock) but there is no bundle age "
+            "block (RFC 9171 §4.3.1)",
+            bad,
+            0,
+        )
+    if flags & 1:
+        off, tot = p.fragment_offset, p.total_adu_length
+        if off is not None and tot is not None and off + len(blocks[last][4]) > tot:
+            return (
+                f"primary block: fragment offset {off} plus payload length "
+                f"{len(blocks[last][4])} exceeds the total ADU length {tot}",
+                bad,
+                0,
+            )
+    if require_primary_crc and p.crc_type == CRCType.NONE and not bib_on_primary:
+        return (
+            "primary block: no CRC, and no BIB targets the primary block (RFC 9171 §4.3.1)",
+            bad,
+            0,
+        )
+    return None
+
+
+def _is_cbor_uint(b: bytes) -> bool:
+    """Whether ``b`` is exactly one CBOR unsigned integer in any head size."""
+    if not b or b[0] >> 5 != 0:
+        return False
+    info = b[0] & 0x1F
+    if info < 24:
+        return len(b) == 1
+    if info <= 27:
+        return len(b) == 1 + (1 << (info - 24))
+    return False
+
+
+def _flag_violation(p: PrimaryBlock) -> tuple[str, int, int | None] | None:
+    """The bundle-flag rules of RFC 9171 §4.2.3 and the fragment fields."""
+    bad = Reason.BLOCK_UNINTELLIGIBLE
+    flags = p.flags
     if p.source.is_none:
         if not flags & BundleFlag.MUST_NOT_FRAGMENT:
             return (
@@ -380,21 +552,13 @@ def _violation(
             )
     if flags & BundleFlag.ADMIN_RECORD and flags & STATUS_REPORT_FLAGS:
         return (
-            "primary block: an administrative record must not request status reports "
-            "(RFC 9171 §4.2.3)",
+            "primary block: an administrative record must not request status reports (RFC 9171 §4.2.3)",
             bad,
             0,
         )
-    is_frag = bool(flags & BundleFlag.IS_FRAGMENT)
-    if is_frag:
+    if flags & BundleFlag.IS_FRAGMENT:
         if p.fragment_offset is None or p.total_adu_length is None:
             return ("primary block: a fragment must carry fragment offset and total ADU length", bad, 0)
-        for name in ("fragment_offset", "total_adu_length"):
-            v = getattr(p, name)
-            if not _is_u64(v):
-                return (f"primary block: {name} {v!r} is not an unsigned 64-bit integer", bad, 0)
-        if flags & BundleFlag.MUST_NOT_FRAGMENT:
-            return ("primary block: a fragment cannot have the 'must not fragment' flag set", bad, 0)
     elif p.fragment_offset is not None or p.total_adu_length is not None:
         return (
             "primary block: fragment offset and total ADU length are present but the "
@@ -402,75 +566,6 @@ def _violation(
             bad,
             0,
         )
-    if not blocks:
-        return ("the bundle has no payload block", bad, None)
-    numbers: set[int] = set()
-    seen_types: set[int] = set()
-    payload_seen = False
-    has_bib_on_primary = False
-    last = len(blocks) - 1
-    for i, b in enumerate(blocks):
-        t, n = b.type, b.number
-        if not _is_u64(t):
-            return (f"block #{i}: block type {t!r} is not an unsigned integer", bad, None)
-        if not _is_u64(n):
-            return (f"block #{i} (type {t}): block number {n!r} is not an unsigned integer", bad, None)
-        if not _is_u64(b.flags):
-            return (f"block {n}: block processing flags {b.flags!r} are not an unsigned integer", bad, n)
-        if b.crc_type not in (0, 1, 2):
-            return (f"block {n}: unknown CRC type {b.crc_type!r} (0, 1 or 2)", bad, n)
-        if not isinstance(b.data, bytes):
-            return (f"block {n}: block-type-specific data must be bytes", bad, n)
-        if n == 0:
-            return (f"block #{i} (type {t}): block number 0 is reserved for the primary block", bad, 0)
-        if n in numbers:
-            return (f"block {n}: block number {n} is used twice (type {t})", bad, n)
-        numbers.add(n)
-        if t == BlockType.PAYLOAD:
-            if payload_seen:
-                return ("the bundle has more than one payload block", bad, n)
-            payload_seen = True
-            if n != 1:
-                return (f"the payload block has block number {n}; it must be 1", bad, n)
-            if i != last:
-                return ("the payload block must be the last block of the bundle", bad, n)
-        elif t in (BlockType.PREVIOUS_NODE, BlockType.BUNDLE_AGE, BlockType.HOP_COUNT):
-            if t in seen_types:
-                name = BlockType(t).name.lower().replace("_", " ")
-                return (f"block {n}: more than one {name} block", bad, n)
-            seen_types.add(t)
-        elif t == BlockType.BIB and not has_bib_on_primary:
-            has_bib_on_primary = _bib_targets_primary(b)
-    if not payload_seen:
-        return ("the bundle has no payload block (block type 1)", bad, None)
-    if p.creation_time == 0 and BlockType.BUNDLE_AGE not in seen_types:
-        return (
-            "primary block: creation time is 0 (no accurate clock) but there is no bundle age "
-            "block (RFC 9171 §4.3.1)",
-            bad,
-            0,
-        )
-    if is_frag and p.fragment_offset is not None and p.total_adu_length is not None:
-        end = p.fragment_offset + len(blocks[-1].data)
-        if end > p.total_adu_length:
-            return (
-                f"primary block: fragment offset {p.fragment_offset} plus payload length "
-                f"{len(blocks[-1].data)} exceeds the total ADU length {p.total_adu_length}",
-                bad,
-                0,
-            )
-    if require_primary_crc and p.crc_type == CRCType.NONE and not has_bib_on_primary:
-        return (
-            "primary block: no CRC, and no BIB targets the primary block (RFC 9171 §4.3.1)",
-            bad,
-            0,
-        )
-    for b in blocks:
-        if b.type in (BlockType.PREVIOUS_NODE, BlockType.BUNDLE_AGE, BlockType.HOP_COUNT):
-            try:
-                decode_block_data(b)
-            except BundleError as exc:
-                return (str(exc), bad, b.number)
     return None
 
 
@@ -626,9 +721,7 @@ def _eid(value: object, field: str) -> EID:
 
 def _uint_field(value: object, what: str, block: int | None) -> int:
     if type(value) is not int or not 0 <= value <= _U64_MAX:
-        raise BundleError(
-            f"{what} must be an unsigned integer, not {value!r:.40}", reason=_BAD, block=block
-        )
+        raise BundleError(f"{what} must be an unsigned integer, not {value!r:.40}", reason=_BAD, block=block)
     return value
 
 
@@ -705,8 +798,7 @@ def _block_from_value(v: object, index: int) -> tuple[CanonicalBlock, bytes | No
         raise BundleError(f"block {num}: unknown CRC type {crc_type!r:.20}", reason=_BAD, block=num)
     if (n == 6) != bool(crc_type):
         raise BundleError(
-            f"block {num}: CRC type {crc_type} but {n} fields (a CRC field exactly when the type "
-            "is not 0)",
+            f"block {num}: CRC type {crc_type} but {n} fields (a CRC field exactly when the type is not 0)",
             reason=_BAD,
             block=num,
         )
@@ -729,9 +821,7 @@ def _crc_mismatch(what: str, block: int) -> CRCError:
     return CRCError(f"{what}: CRC check failed", reason=_BAD, block=block)
 
 
-def decode_bundle(
-    data: bytes | bytearray | memoryview, *, require_primary_crc: bool = False
-) -> Bundle:
+def decode_bundle(data: bytes | bytearray | memoryview, *, require_primary_crc: bool = False) -> Bundle:
     """Decode exactly one bundle from ``data``.
 
     Raises :class:`Incomplete` when ``data`` stops before the bundle ends, and
@@ -740,9 +830,7 @@ def decode_bundle(
     """
     bundle, end = decode_bundle_prefix(data, require_primary_crc=require_primary_crc)
     if end != len(data):
-        raise BundleError(
-            f"{len(data) - end} trailing bytes after the end of the bundle", reason=_BAD
-        )
+        raise BundleError(f"{len(data) - end} trailing bytes after the end of the bundle", reason=_BAD)
     return bundle
 
 
@@ -773,20 +861,219 @@ def decode_bundle_prefix(
         _raise_structure_error(data, exc)
     if type(items) is not list or len(items) < 1:
         raise BundleError("the bundle has no primary block", reason=_BAD)
+    fast = _decode_fast(data, items)
+    if fast is not None:
+        bundle, end = fast
+        v = _rules(bundle.primary, bundle.blocks, require_primary_crc)
+        if v is not None:
+            raise BundleError(v[0], reason=v[1], block=v[2])
+        return bundle, end
+    ends = _scan(data, len(items))
     primary, p_crc = _primary_from_value(items[0])
-    blocks: list[CanonicalBlock] = []
+    block_list: list[CanonicalBlock] = []
     crcs: list[bytes | None] = []
     for i in range(1, len(items)):
         b, c = _block_from_value(items[i], i)
-        blocks.append(b)
+        block_list.append(b)
         crcs.append(c)
-    end = _verify_fast(data, primary, p_crc, blocks, crcs)
-    if end < 0:
-        end = _verify_slow(data, primary, p_crc, blocks, crcs)
+    _check_crcs_slow(data, ends, primary, p_crc, block_list, crcs)
+    end = ends[-1][1] + 1
+    blocks = tuple(block_list)
+    bundle = Bundle(primary, blocks)
     v = _violation(primary, blocks, require_primary_crc=require_primary_crc)
     if v is not None:
         raise BundleError(v[0], reason=v[1], block=v[2])
-    return Bundle(primary, tuple(blocks)), end
+    return bundle, end
+
+
+_IPN_EIDS: dict[tuple[int, int], EID] = {}
+_DTN_EIDS: dict[str, EID] = {}
+_HEADS: dict[tuple[int, int, int, int, int], bytes] = {}
+_CACHE_MAX: Final = 4096
+_new = tuple.__new__
+_PRIMARY_HEAD: Final = {8: b"\x88", 9: b"\x89", 10: b"\x8a", 11: b"\x8b"}
+
+
+def _eid_fast(v: Any) -> EID | None:
+    """The endpoint ID for a decoded value, from a small cache; None if not cached (yet)."""
+    if type(v) is list and len(v) == 2:
+        scheme, ssp = v
+        if scheme == 2 and type(ssp) is list and len(ssp) == 2:
+            node, service = ssp
+            if type(node) is int and type(service) is int:
+                e = _IPN_EIDS.get((node, service))
+                if e is None:
+                    try:
+                        e = eid_from_cbor(v)
+                    except InvalidEndpointID:
+                        return None
+                    if len(_IPN_EIDS) >= _CACHE_MAX:
+                        _IPN_EIDS.clear()
+                    _IPN_EIDS[(node, service)] = e
+                return e
+        elif scheme == 1 and type(ssp) is str:
+            e = _DTN_EIDS.get(ssp)
+            if e is None:
+                try:
+                    e = eid_from_cbor(v)
+                except InvalidEndpointID:
+                    return None
+                if len(_DTN_EIDS) >= _CACHE_MAX:
+                    _DTN_EIDS.clear()
+                _DTN_EIDS[ssp] = e
+            return e
+        elif scheme == 1 and ssp == 0 and type(ssp) is int:
+            return DTN_NONE
+    return None
+
+
+def _head_of(t: int, num: int, bf: int, bc: int, length: int) -> bytes:
+    """A canonical block's encoding up to its data, remembered for recurring shapes."""
+    key = (t, num, bf, bc, length)
+    head = _HEADS.get(key)
+    if head is None:
+        head = b"".join(
+            (
+                b"\x86" if bc else b"\x85",
+                _uint(t),
+                _uint(num),
+                _uint(bf),
+                _U[bc],
+                _bytes_head(length),
+            )
+        )
+        if len(_HEADS) >= _CACHE_MAX:
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head
+
+
+def _decode_fast(data: bytes, items: list[Any]) -> tuple[Bundle, int] | None:
+    """Decode a deterministically encoded bundle, verifying CRCs over the received bytes.
+
+    Returns None, without judging, as soon as anything is irregular (a type, a field count, a
+    byte that differs from the deterministic encoding); the careful path then takes over and
+    explains. A CRC mismatch on bytes that are otherwise canonical raises :class:`CRCError`.
+    """
+    pv = items[0]
+    if type(pv) is not list:
+        return None
+    n = len(pv)
+    off = tot = crc_value = None
+    if n == 9:
+        version, flags, crc_type, dst, src, rpt, ts, lifetime, crc_value = pv
+    elif n == 8:
+        version, flags, crc_type, dst, src, rpt, ts, lifetime = pv
+    elif n == 11:
+        version, flags, crc_type, dst, src, rpt, ts, lifetime, off, tot, crc_value = pv
+    elif n == 10:
+        version, flags, crc_type, dst, src, rpt, ts, lifetime, off, tot = pv
+    else:
+        return None
+    if (
+        version != 7
+        or type(flags) is not int
+        or type(lifetime) is not int
+        or type(ts) is not list
+        or len(ts) != 2
+        or (n & 1) != (1 if crc_type else 0)
+        or crc_type not in (0, 1, 2)
+        or (n >= 10) != bool(flags & 1)
+    ):
+        return None
+    ctime, seq = ts
+    if type(ctime) is not int or type(seq) is not int or (flags | lifetime | ctime | seq) < 0:
+        return None
+    if off is not None and (type(off) is not int or type(tot) is not int or (off | tot) < 0):
+        return None
+    e_dst = _eid_fast(dst)
+    e_src = _eid_fast(src)
+    e_rpt = _eid_fast(rpt)
+    if e_dst is None or e_src is None or e_rpt is None:
+        return None
+    primary: PrimaryBlock = _new(
+        PrimaryBlock, (e_dst, e_src, e_rpt, ctime, seq, lifetime, flags, crc_type, off, tot)
+    )
+    u = _U
+    body = b"".join(
+        (
+            _PRIMARY_HEAD[n],
+            b"\x07",
+            u[flags] if flags < 256 else _uint(flags),
+            u[crc_type],
+            e_dst._cbor,
+            e_src._cbor,
+            e_rpt._cbor,
+            b"\x82",
+            u[ctime] if ctime < 256 else _uint(ctime),
+            u[seq] if seq < 256 else _uint(seq),
+            u[lifetime] if lifetime < 256 else _uint(lifetime),
+            b"" if off is None else _uint(off) + _uint(tot or 0),
+            _CRC_HEAD[crc_type],
+        )
+    )
+    if not data.startswith(body, 1):
+        return None
+    pos = 1 + len(body)
+    if crc_type:
+        if type(crc_value) is not bytes:
+            return None
+        if crc_type == 1:
+            if len(crc_value) != 2:
+                return None
+            ok = crc16_x25(b"\x00\x00", crc16_x25(body)) == int.from_bytes(crc_value, "big")
+        else:
+            if len(crc_value) != 4:
+                return None
+            ok = crc32c(b"\x00\x00\x00\x00", crc32c(body)) == int.from_bytes(crc_value, "big")
+        if not ok:
+            raise _crc_mismatch("primary block", 0)
+        pos += len(crc_value)
+    mv = memoryview(data)
+    blocks: list[CanonicalBlock] = []
+    append = blocks.append
+    for i in range(1, len(items)):
+        v = items[i]
+        if type(v) is not list:
+            return None
+        ln = len(v)
+        if ln == 6:
+            t, num, bf, bc, d, c = v
+            if type(c) is not bytes or len(c) != (2 if bc == 1 else 4 if bc == 2 else -1):
+                return None
+        elif ln == 5:
+            t, num, bf, bc, d = v
+            c = None
+            if bc != 0 or type(bc) is not int:
+                return None
+        else:
+            return None
+        if type(t) is not int or type(num) is not int or type(bf) is not int or type(d) is not bytes:
+            return None
+        if (t | num | bf) < 0:
+            return None
+        head = _head_of(t, num, bf, bc, len(d))
+        if not data.startswith(head, pos):
+            return None
+        dend = pos + len(head) + len(d)
+        if c is None:
+            pos = dend
+        elif bc == 1:
+            if data[dend] != 0x42:
+                return None
+            if crc16_x25(b"\x42\x00\x00", crc16_x25(mv[pos:dend])) != int.from_bytes(c, "big"):
+                raise _crc_mismatch(f"block {num} (type {t})", num)
+            pos = dend + 3
+        else:
+            if data[dend] != 0x44:
+                return None
+            if crc32c(b"\x44\x00\x00\x00\x00", crc32c(mv[pos:dend])) != int.from_bytes(c, "big"):
+                raise _crc_mismatch(f"block {num} (type {t})", num)
+            pos = dend + 5
+        append(_new(CanonicalBlock, (t, num, bf, bc, d)))
+    if pos >= len(data) or data[pos] != 0xFF:
+        return None
+    return _new(Bundle, (primary, tuple(blocks))), pos + 1
 
 
 def _raise_structure_error(data: bytes, exc: Exception) -> None:
@@ -800,79 +1087,37 @@ def _raise_structure_error(data: bytes, exc: Exception) -> None:
     raise BundleError(f"malformed CBOR in the bundle: {exc}", reason=_BAD) from exc
 
 
-def _verify_fast(
-    data: bytes,
-    primary: PrimaryBlock,
-    p_crc: bytes | None,
-    blocks: list[CanonicalBlock],
-    crcs: list[bytes | None],
-) -> int:
-    """When every block is deterministically encoded, check CRCs over the received bytes and
-    return the end offset; return -1 as soon as a block's bytes differ from the canonical form."""
-    body = _primary_body(primary)
-    if not data.startswith(body, 1):
-        return -1
-    pos = 1 + len(body)
-    if p_crc is not None:
-        if crc_of_block(body, primary.crc_type) != p_crc:
-            raise _crc_mismatch("primary block", 0)
-        pos += len(p_crc)
-    mv = memoryview(data)
-    for b, c in zip(blocks, crcs, strict=True):
-        head = _block_head(b)
-        if not data.startswith(head, pos):
-            return -1
-        dstart = pos + len(head)
-        dend = dstart + len(b.data)
-        if c is None:
-            pos = dend
-            continue
-        if b.crc_type == 1:
-            if data[dend] != 0x42:
-                return -1
-            got = crc16_x25(b"\x42\x00\x00", crc16_x25(mv[pos:dend]))
-            if got.to_bytes(2, "big") != c:
-                raise _crc_mismatch(f"block {b.number} (type {b.type})", b.number)
-            pos = dend + 3
-        else:
-            if data[dend] != 0x44:
-                return -1
-            got = crc32c(b"\x44\x00\x00\x00\x00", crc32c(mv[pos:dend]))
-            if got.to_bytes(4, "big") != c:
-                raise _crc_mismatch(f"block {b.number} (type {b.type})", b.number)
-            pos = dend + 5
-    if pos >= len(data) or data[pos] != 0xFF:
-        return -1
-    return pos + 1
-
-
-def _verify_slow(
-    data: bytes,
-    primary: PrimaryBlock,
-    p_crc: bytes | None,
-    blocks: list[CanonicalBlock],
-    crcs: list[bytes | None],
-) -> int:
-    """Find each block's bytes with the strict scanner, then check its CRC over exactly those
-    bytes with only the CRC value zeroed. Used for encodings that are valid but not canonical."""
+def _scan(data: bytes, count: int) -> list[tuple[int, int]]:
+    """The (start, end) offsets of the bundle's ``count`` blocks, found by the strict scanner."""
     try:
         ends = []
         pos = 1
-        for i in range(len(blocks) + 1):
+        for i in range(count):
             nxt = _cbor.skip(data, pos, what="the primary block" if i == 0 else f"block #{i}")
             ends.append((pos, nxt))
             pos = nxt
-        if pos >= len(data):
-            raise Incomplete("input ends before the bundle's closing break (0xff)")
-        if data[pos] != 0xFF:
-            raise BundleError("the bundle array has an item after the payload block", reason=_BAD)
     except ProtocolError as exc:
         if isinstance(exc, BundleError):
             raise
         raise BundleError(f"malformed bundle: {exc}", reason=_BAD) from exc
-    checks: list[tuple[int, bytes | None, int, str]] = [
-        (primary.crc_type, p_crc, 0, "primary block")
-    ]
+    if pos >= len(data):
+        raise Incomplete("input ends before the bundle's closing break (0xff)")
+    if data[pos] != 0xFF:
+        raise BundleError("the bundle array has an item after the payload block", reason=_BAD)
+    return ends
+
+
+def _check_crcs_slow(
+    data: bytes,
+    ends: list[tuple[int, int]],
+    primary: PrimaryBlock,
+    p_crc: bytes | None,
+    blocks: list[CanonicalBlock],
+    crcs: list[bytes | None],
+) -> None:
+    """Check each block's CRC over exactly its received bytes, only the CRC value zeroed.
+    Used for encodings that are valid but not deterministic."""
+    checks: list[tuple[int, bytes | None, int, str]] = [(primary.crc_type, p_crc, 0, "primary block")]
     checks.extend(
         (b.crc_type, c, b.number, f"block {b.number} (type {b.type})")
         for b, c in zip(blocks, crcs, strict=True)
@@ -888,7 +1133,6 @@ def _verify_slow(
             got = crc32c(b"\x00\x00\x00\x00", crc32c(prefix)).to_bytes(4, "big")
         if got != value:
             raise _crc_mismatch(what, number)
-    return pos + 1
 
 
 def bundle_to_json(bundle: Bundle, *, crc_ok: bool = True) -> dict[str, Any]:
@@ -936,3 +1180,55 @@ def bundle_to_json(bundle: Bundle, *, crc_ok: bool = True) -> dict[str, Any]:
 
 
 _KNOWN_TYPES: Final = frozenset(int(t) for t in BlockType)
+
+
+KNOWN_BLOCK_TYPES: Final = frozenset({1, 6, 7, 10, 11, 12})
+
+
+class UnknownBlocksOutcome(NamedTuple):
+    """What RFC 9171 §4.2.4 says to do with the blocks a node cannot process.
+
+    ``bundle`` is the bundle to keep (blocks flagged "discard" removed), or None when a block
+    asks for the whole bundle to be deleted; ``report`` is True when a block asks for a status
+    report; ``reason`` is then :attr:`Reason.BLOCK_UNSUPPORTED`; ``unprocessed`` lists the block
+    numbers that could not be processed.
+    """
+
+    bundle: Bundle | None
+    report: bool
+    reason: int
+    unprocessed: tuple[int, ...]
+    discarded: tuple[int, ...]
+
+
+def process_unknown_blocks(
+    bundle: Bundle, known_types: frozenset[int] | set[int] = KNOWN_BLOCK_TYPES
+) -> UnknownBlocksOutcome:
+    """Apply the block processing control flags of every block whose type is not known.
+
+    An unknown block is never an error: it travels on verbatim unless its flags ask to
+    discard it, to delete the bundle, or to report that it could not be processed.
+    """
+    unprocessed: list[int] = []
+    discarded: list[int] = []
+    report = False
+    delete_bundle = False
+    kept: list[CanonicalBlock] = []
+    for b in bundle.blocks:
+        if b.type in known_types:
+            kept.append(b)
+            continue
+        unprocessed.append(b.number)
+        if b.flags & BlockFlag.REPORT_IF_UNPROCESSED:
+            report = True
+        if b.flags & BlockFlag.DELETE_BUNDLE_IF_UNPROCESSED:
+            delete_bundle = True
+        elif b.flags & BlockFlag.DELETE_BLOCK_IF_UNPROCESSED:
+            discarded.append(b.number)
+            continue
+        kept.append(b)
+    reason = Reason.BLOCK_UNSUPPORTED if unprocessed else Reason.NO_ADDITIONAL_INFORMATION
+    if delete_bundle:
+        return UnknownBlocksOutcome(None, report, reason, tuple(unprocessed), tuple(discarded))
+    out = bundle if not discarded else Bundle(bundle.primary, tuple(kept))
+    return UnknownBlocksOutcome(out, report, reason, tuple(unprocessed), tuple(discarded))

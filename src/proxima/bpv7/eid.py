@@ -168,9 +168,7 @@ class IpnEID(EID):
         object.__setattr__(self, "node", node)
         object.__setattr__(self, "service", service)
         object.__setattr__(self, "_text", f"ipn:{node}.{service}")
-        object.__setattr__(
-            self, "_cbor", b"\x82\x02\x82" + _cbor.uint(node) + _cbor.uint(service)
-        )
+        object.__setattr__(self, "_cbor", b"\x82\x02\x82" + _cbor.uint(node) + _cbor.uint(service))
 
     @property
     def node_id(self) -> EID:
@@ -203,6 +201,7 @@ def _check_dtn_ssp(ssp: str) -> None:
 
 
 DTN_NONE: Final[DtnEID] = DtnEID(None)
+
 
 def eid_from_cbor(value: object) -> EID:
     """Build an endpoint ID from its decoded CBOR value ``[scheme, ssp]``.

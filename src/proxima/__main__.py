@@ -1,0 +1,5 @@
+"""``python -m proxima``: the command line."""
+
+from proxima.cli import main
+
+main()

@@ -1,0 +1,147 @@
+"""The ``proxima bundle`` commands, run as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from proxima.bpv7 import decode_bundle, encode_bundle
+from proxima.cli import main
+
+ENCODE = ["bundle", "encode", "--source", "ipn:1.1", "--destination", "dtn://ground/posts"]
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxima", *args], input=stdin, capture_output=True, check=False, timeout=60
+    )
+
+
+def test_encode_then_decode_json() -> None:
+    enc = run(
+        *ENCODE, "--payload", "Bonjour", "--created", "780000000000", "--sequence", "4", "--hop-limit", "9"
+    )
+    assert enc.returncode == 0, enc.stderr
+    out = run("bundle", "decode", "--json", stdin=enc.stdout)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["primary"] == {
+        "version": 7,
+        "flags": 0,
+        "crc_type": 2,
+        "destination": "dtn://ground/posts",
+        "source": "ipn:1.1",
+        "report_to": "dtn:none",
+        "creation_time": 780000000000,
+        "sequence": 4,
+        "lifetime": 86400000,
+        "fragment_offset": None,
+        "total_adu_length": None,
+    }
+    assert [b["type"] for b in doc["blocks"]] == [10, 1]
+    assert doc["blocks"][0]["hop_limit"] == 9
+    assert doc["payload_length"] == 7
+    assert doc["crc_ok"] is True
+
+
+@pytest.mark.parametrize(("crc", "code"), [("none", 0), ("16", 1), ("32", 2)])
+def test_encode_options(tmp_path: Path, crc: str, code: int) -> None:
+    payload = tmp_path / "photo.jpg"
+    payload.write_bytes(bytes(range(256)) * 3)
+    out = tmp_path / "b.hex"
+    r = CliRunner().invoke(
+        main,
+        [
+            *ENCODE,
+            "--payload-file",
+            str(payload),
+            "--crc",
+            crc,
+            "--created",
+            "0",
+            "--age",
+            "1500",
+            "--lifetime",
+            "60",
+            "--report-to",
+            "ipn:1.0",
+            "--out",
+            str(out),
+            "--hex",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    b = decode_bundle(bytes.fromhex(out.read_text()))
+    assert b.primary.crc_type == code and b.primary.lifetime == 60_000
+    assert b.payload == payload.read_bytes()
+    assert [blk.crc_type for blk in b.blocks] == [code, code]
+    assert b.blocks[0].type == 7  # creation time 0 brings a bundle age block
+    assert encode_bundle(b) == bytes.fromhex(out.read_text())
+
+
+def test_decode_file_and_hex(tmp_path: Path) -> None:
+    enc = run(*ENCODE, "--payload", "x", "--hex")
+    f = tmp_path / "b.hex"
+    f.write_bytes(enc.stdout)
+    r = run("bundle", "decode", str(f), "--hex")
+    assert r.returncode == 0 and b"CRCs verified" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"9f88", "input ends before the bundle does"),
+        (b"zz", "not hexadecimal"),
+        (b"82010203", "indefinite-length"),
+    ],
+)
+def test_decode_failure_is_one_line(data: bytes, message: str) -> None:
+    r = run("bundle", "decode", "--hex", stdin=data)
+    assert r.returncode == 1
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_decode_crc_failure_names_block() -> None:
+    enc = bytearray(run(*ENCODE, "--payload", "hello").stdout)
+    enc[-3] ^= 0x55
+    r = run("bundle", "decode", "--json", stdin=bytes(enc))
+    assert r.returncode == 1
+    assert "block 1 (type 1): CRC check failed" in r.stderr.decode()
+    assert json.loads(r.stdout)["crc_ok"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--destination", "ipn:2"], "--destination: malformed ipn endpoint ID"),
+        (["--source", "mailto:x"], "--source: unsupported endpoint ID scheme"),
+    ],
+)
+def test_encode_bad_eid(args: list[str], message: str) -> None:
+    base = {"--source": "ipn:1.1", "--destination": "ipn:2.1"}
+    base[args[0]] = args[1]
+    r = run("bundle", "encode", *[x for kv in base.items() for x in kv], "--payload", "x")
+    assert r.returncode == 1 and message in r.stderr.decode()
+
+
+def test_encode_needs_one_payload() -> None:
+    r = run(*ENCODE)
+    assert r.returncode == 2 and "exactly one of --payload and --payload-file" in r.stderr.decode()
+
+
+def test_anonymous_source_sets_must_not_fragment() -> None:
+    r = run("bundle", "encode", "--source", "dtn:none", "--destination", "ipn:2.1", "--payload", "x")
+    assert r.returncode == 0
+    assert decode_bundle(r.stdout).primary.flags == 0x4
+
+
+def test_help_everywhere() -> None:
+    for args in ([], ["bundle"], ["bundle", "encode"], ["bundle", "decode"]):
+        r = CliRunner().invoke(main, [*args, "--help"])
+        assert r.exit_code == 0 and "Usage:" in r.output
