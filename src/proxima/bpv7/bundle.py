@@ -13,6 +13,7 @@ every validity rule of §4 and verifies each block's CRC over the bytes received
 
 from __future__ import annotations
 
+import struct
 from enum import IntEnum, IntFlag
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -20,7 +21,7 @@ import cbor2
 
 from proxima.bpv7 import _cbor
 from proxima.bpv7.crc import CRCType, crc16_x25, crc32c, crc_of_block
-from proxima.bpv7.eid import DTN_NONE, EID, eid_from_cbor
+from proxima.bpv7.eid import DTN_NONE, EID, DtnEID, IpnEID, eid_from_cbor
 from proxima.errors import (
     BundleError,
     CRCError,
@@ -87,6 +88,7 @@ STATUS_REPORT_FLAGS: Final = (
     | BundleFlag.REPORT_DELIVERY
     | BundleFlag.REPORT_DELETION
 )
+_REPORT_FLAGS: Final = int(STATUS_REPORT_FLAGS)  # plain ints: IntFlag operators run Python code
 
 
 class BlockFlag(IntFlag):
@@ -131,6 +133,9 @@ class Reason(IntEnum):
     CONFLICTING_SECURITY_OPERATION = 16
 
 
+_BAD: Final = Reason.BLOCK_UNINTELLIGIBLE
+
+
 class PrimaryBlock(NamedTuple):
     """The primary block (RFC 9171 §4.3.1). Times are DTN milliseconds; lifetime is in ms.
 
@@ -151,12 +156,12 @@ class PrimaryBlock(NamedTuple):
     @property
     def is_fragment(self) -> bool:
         """True when this bundle is a fragment."""
-        return bool(self.flags & BundleFlag.IS_FRAGMENT)
+        return bool(self.flags & 1)  # BundleFlag.IS_FRAGMENT
 
     @property
     def is_admin_record(self) -> bool:
         """True when the payload is an administrative record."""
-        return bool(self.flags & BundleFlag.ADMIN_RECORD)
+        return bool(self.flags & 2)  # BundleFlag.ADMIN_RECORD
 
 
 class CanonicalBlock(NamedTuple):
@@ -206,7 +211,7 @@ class Bundle(NamedTuple):
         """The bundle's identity: source, creation time, sequence, and for a fragment its
         offset and payload length (RFC 9171 §5.9 / §4.3.1)."""
         p = self.primary
-        if p.flags & BundleFlag.IS_FRAGMENT:
+        if p.flags & 1:  # BundleFlag.IS_FRAGMENT
             return (p.source, p.creation_time, p.sequence, p.fragment_offset, len(self.payload))
         return (p.source, p.creation_time, p.sequence, None, None)
 
@@ -369,7 +374,7 @@ def _known_content(b: CanonicalBlock) -> object:
 
 
 def _primary_violation(p: PrimaryBlock) -> tuple[str, int, int | None] | None:
-    bad = Reason.BLOCK_UNINTELLIGIBLE
+    bad = _BAD
     for name in ("flags", "creation_time", "sequence", "lifetime"):
         v = getattr(p, name)
         if not _is_u64(v):
@@ -379,7 +384,7 @@ def _primary_violation(p: PrimaryBlock) -> tuple[str, int, int | None] | None:
     for name in ("destination", "source", "report_to"):
         if not isinstance(getattr(p, name), EID):
             return (f"primary block: {name} is not an endpoint ID", bad, 0)
-    if p.flags & BundleFlag.IS_FRAGMENT:
+    if p.flags & 1:
         for name in ("fragment_offset", "total_adu_length"):
             v = getattr(p, name)
             if v is None:
@@ -390,7 +395,7 @@ def _primary_violation(p: PrimaryBlock) -> tuple[str, int, int | None] | None:
 
 
 def _block_type_violation(b: object, i: int) -> tuple[str, int, int | None]:
-    bad = Reason.BLOCK_UNINTELLIGIBLE
+    bad = _BAD
     if not isinstance(b, CanonicalBlock):
         return (f"block #{i} is not a CanonicalBlock", bad, None)
     t, n = b.type, b.number
@@ -427,7 +432,7 @@ def _violation(
     x = p.flags | p.creation_time | p.sequence | p.lifetime
     if x < 0 or x >> 64 or p.crc_type not in (0, 1, 2):
         return _primary_violation(p)
-    if p.flags & BundleFlag.IS_FRAGMENT:
+    if p.flags & 1:
         v = _primary_violation(p)
         if v is not None:
             return v
@@ -453,12 +458,19 @@ def _rules(
     p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: bool
 ) -> tuple[str, int, int | None] | None:
     """The RFC 9171 §4 rules, for fields already known to be of the right types."""
-    bad = Reason.BLOCK_UNINTELLIGIBLE
-    flags = p.flags
-    if flags & 0x3 or p.source.is_none or p.fragment_offset is not None or p.total_adu_length is not None:
+    if p.flags & 0x3 or p.source.is_none or p.fragment_offset is not None or p.total_adu_length is not None:
         v = _flag_violation(p)
         if v is not None:
             return v
+    return _block_rules(p, blocks, require_primary_crc)
+
+
+def _block_rules(
+    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: bool
+) -> tuple[str, int, int | None] | None:
+    """:func:`_rules` once the bundle-flag rules hold: the blocks, the creation time, the
+    fragment's extent and the primary block's CRC."""
+    bad = _BAD
     if not blocks:
         return ("the bundle has no payload block", bad, None)
     numbers: set[int] = set()
@@ -490,7 +502,7 @@ def _rules(
                     return (str(exc), bad, n)
             elif not _is_cbor_uint(b[4]):
                 return (f"bundle age block {n}: the age must be one unsigned integer", bad, n)
-        elif t == 11 and not bib_on_primary:
+        elif t == 11 and require_primary_crc and not bib_on_primary:
             bib_on_primary = _bib_targets_primary(b)
     if blocks[last][0] != 1:
         return ("the bundle has no payload block (block type 1), or it is not last", bad, None)
@@ -501,7 +513,7 @@ def _rules(
             bad,
             0,
         )
-    if flags & 1:
+    if p.flags & 1:
         off, tot = p.fragment_offset, p.total_adu_length
         if off is not None and tot is not None and off + len(blocks[last][4]) > tot:
             return (
@@ -510,7 +522,7 @@ def _rules(
                 bad,
                 0,
             )
-    if require_primary_crc and p.crc_type == CRCType.NONE and not bib_on_primary:
+    if require_primary_crc and p.crc_type == 0 and not bib_on_primary:
         return (
             "primary block: no CRC, and no BIB targets the primary block (RFC 9171 §4.3.1)",
             bad,
@@ -533,36 +545,43 @@ def _is_cbor_uint(b: bytes) -> bool:
 
 def _flag_violation(p: PrimaryBlock) -> tuple[str, int, int | None] | None:
     """The bundle-flag rules of RFC 9171 §4.2.3 and the fragment fields."""
-    bad = Reason.BLOCK_UNINTELLIGIBLE
-    flags = p.flags
-    if p.source.is_none:
-        if not flags & BundleFlag.MUST_NOT_FRAGMENT:
+    v = _source_flag_violation(p.flags, p.source)
+    if v is not None:
+        return v
+    if p.flags & 1:  # BundleFlag.IS_FRAGMENT
+        if p.fragment_offset is None or p.total_adu_length is None:
+            return ("primary block: a fragment must carry fragment offset and total ADU length", _BAD, 0)
+    elif p.fragment_offset is not None or p.total_adu_length is not None:
+        return (
+            "primary block: fragment offset and total ADU length are present but the "
+            "'is fragment' flag is clear",
+            _BAD,
+            0,
+        )
+    return None
+
+
+def _source_flag_violation(flags: int, source: EID) -> tuple[str, int, int | None] | None:
+    """The bundle-flag rules of RFC 9171 §4.2.3 that depend on the flags and the source only."""
+    bad = _BAD
+    if source.is_none:
+        if not flags & 0x4:  # BundleFlag.MUST_NOT_FRAGMENT
             return (
                 "primary block: an anonymous bundle (source dtn:none) must have the "
                 "'must not fragment' flag set (RFC 9171 §4.2.3)",
                 bad,
                 0,
             )
-        if flags & STATUS_REPORT_FLAGS:
+        if flags & _REPORT_FLAGS:
             return (
                 "primary block: an anonymous bundle (source dtn:none) must not request status "
                 "reports (RFC 9171 §4.2.3)",
                 bad,
                 0,
             )
-    if flags & BundleFlag.ADMIN_RECORD and flags & STATUS_REPORT_FLAGS:
+    if flags & 0x2 and flags & _REPORT_FLAGS:  # BundleFlag.ADMIN_RECORD
         return (
             "primary block: an administrative record must not request status reports (RFC 9171 §4.2.3)",
-            bad,
-            0,
-        )
-    if flags & BundleFlag.IS_FRAGMENT:
-        if p.fragment_offset is None or p.total_adu_length is None:
-            return ("primary block: a fragment must carry fragment offset and total ADU length", bad, 0)
-    elif p.fragment_offset is not None or p.total_adu_length is not None:
-        return (
-            "primary block: fragment offset and total ADU length are present but the "
-            "'is fragment' flag is clear",
             bad,
             0,
         )
@@ -597,6 +616,98 @@ _CRC_HEAD: Final = (b"", b"\x42", b"\x44")
 _U = _cbor.UINT_SMALL
 _uint = _cbor.uint
 _bytes_head = _cbor.bytes_head
+_BH = _cbor.BYTES_SMALL
+_PACK_BH: Final = struct.Struct(">BH").pack
+_PACK_BI: Final = struct.Struct(">BI").pack
+_PACK_BQ: Final = struct.Struct(">BQ").pack
+_PACK_H: Final = struct.Struct(">H").pack
+_PACK_I: Final = struct.Struct(">I").pack
+_Z2: Final = b"\x00\x00"
+_Z4: Final = b"\x00\x00\x00\x00"
+_CRC16_TAIL: Final = b"\x42\x00\x00"
+_CRC32_TAIL: Final = b"\x44\x00\x00\x00\x00"
+
+
+def _uint_long(v: int) -> bytes:
+    """The shortest encoding of an unsigned integer known to be in 256..2^64-1."""
+    if v < 0x10000:
+        return _PACK_BH(25, v)
+    if v < 0x100000000:
+        return _PACK_BI(26, v)
+    return _PACK_BQ(27, v)
+
+
+# The primary block's encoding from its array head to the report-to EID, with whether the
+# bundle-flag rules that depend on those fields alone hold; keyed by (flags, CRC type, EIDs).
+_PRIMARY_PREFIXES: dict[tuple[int, int, bytes, bytes, bytes], tuple[bytes, bool]] = {}
+_CACHE_MAX: Final = 4096
+
+
+def _primary_fast(p: PrimaryBlock) -> tuple[bytes, bool] | None:
+    """The deterministic encoding of a primary block, CRC included, and whether its bundle-flag
+    rules hold (RFC 9171 §4.2.3); None when a field is not of the plain type and range that the
+    encoding needs (the caller then takes the general path, which explains)."""
+    dst, src, rpt, ctime, seq, life, flags, crc_type, off, tot = p
+    if not (
+        type(flags) is int
+        and type(ctime) is int
+        and type(seq) is int
+        and type(life) is int
+        and type(crc_type) is int
+    ):
+        if not (
+            isinstance(flags, int)
+            and isinstance(ctime, int)
+            and isinstance(seq, int)
+            and isinstance(life, int)
+            and isinstance(crc_type, int)
+        ):
+            return None
+        # BundleFlag, CRCType, bool: plain ints encode the same, and their operators are cheaper
+        flags, ctime, seq, life, crc_type = int(flags), int(ctime), int(seq), int(life), int(crc_type)
+    if not (isinstance(dst, EID) and isinstance(src, EID) and isinstance(rpt, EID)):
+        return None
+    x = flags | ctime | seq | life
+    if x < 0 or x >> 64 or crc_type < 0 or crc_type > 2:
+        return None
+    key = (flags, crc_type, dst._cbor, src._cbor, rpt._cbor)
+    entry = _PRIMARY_PREFIXES.get(key)
+    if entry is None:
+        fields = (10 if flags & 1 else 8) + (1 if crc_type else 0)
+        entry = (
+            b"".join((_cbor.array_head(fields), b"\x07", _uint(flags), _U[crc_type], *key[2:])),
+            _source_flag_violation(flags, src) is None,
+        )
+        if len(_PRIMARY_PREFIXES) >= _CACHE_MAX:
+            _PRIMARY_PREFIXES.clear()
+        _PRIMARY_PREFIXES[key] = entry
+    if flags & 1:
+        if type(off) is not int or type(tot) is not int:
+            return None
+        y = off | tot
+        if y < 0 or y >> 64:
+            return None
+        frag = (_U[off] if off < 256 else _uint_long(off)) + (_U[tot] if tot < 256 else _uint_long(tot))
+    elif off is not None or tot is not None:
+        return None
+    else:
+        frag = b""
+    body = b"".join(
+        (
+            entry[0],
+            b"\x82",
+            _U[ctime] if ctime < 256 else _uint_long(ctime),
+            _U[seq] if seq < 256 else _uint_long(seq),
+            _U[life] if life < 256 else _uint_long(life),
+            frag,
+            _CRC_HEAD[crc_type],
+        )
+    )
+    if crc_type == 2:
+        return body + _PACK_I(crc32c(_Z4, crc32c(body))), entry[1]
+    if crc_type == 1:
+        return body + _PACK_H(crc16_x25(_Z2, crc16_x25(body))), entry[1]
+    return body, entry[1]
 
 
 def _primary_body(p: PrimaryBlock) -> bytes:
@@ -630,6 +741,10 @@ def _primary_body(p: PrimaryBlock) -> bytes:
 
 def encode_primary(p: PrimaryBlock) -> bytes:
     """The deterministic encoding of a primary block, CRC included."""
+    if type(p) is PrimaryBlock:
+        fast = _primary_fast(p)
+        if fast is not None:
+            return fast[0]
     body = _primary_body(p)
     if p.crc_type:
         return body + crc_of_block(body, p.crc_type)
@@ -670,8 +785,14 @@ def encode_bundle(bundle: Bundle, *, check: bool = True, require_primary_crc: bo
     With ``check`` (the default) the bundle is first held to every validity rule and a
     :class:`LocalError` names the first one it breaks.
     """
+    p = bundle.primary
+    blocks = bundle.blocks
+    if type(p) is PrimaryBlock and type(blocks) is tuple:
+        fast = _encode_fast(p, blocks, check, require_primary_crc)
+        if fast is not None:
+            return fast
     if check:
-        v = _violation(bundle.primary, bundle.blocks, require_primary_crc=require_primary_crc)
+        v = _violation(p, blocks, require_primary_crc=require_primary_crc)
         if v is not None:
             raise LocalError(f"cannot encode: {v[0]}", reason=v[1])
     parts = [b"\x9f", encode_primary(bundle.primary)]
@@ -680,10 +801,97 @@ def encode_bundle(bundle: Bundle, *, check: bool = True, require_primary_crc: bo
     return b"".join(parts)
 
 
-# ---------------------------------------------------------------------------------------------
-# Decoding.
+def _encode_fast(
+    p: PrimaryBlock, blocks: tuple[CanonicalBlock, ...], check: bool, require_primary_crc: bool
+) -> bytes | None:
+    """:func:`encode_bundle` for bundles whose fields all have plain types and, with ``check``,
+    that break no rule; None otherwise, and the general path then encodes or explains."""
+    prim = _primary_fast(p)
+    if prim is None or (check and not prim[1]):
+        return None
+    parts = [b"\x9f", prim[0]]
+    append = parts.append
+    u = _U
+    known = _KNOWN_CONTENT
+    ok = True  # no doubt yet that the blocks keep the rules of _block_rules
+    used = 1  # bit k: block number k seen (0 is the primary block's)
+    kinds = 0  # bit k: a block of type k in (6, 7, 10) seen
+    last = len(blocks) - 1
+    t = 0
+    d = b""
+    for i, b in enumerate(blocks):
+        if type(b) is not CanonicalBlock:
+            return None
+        t, n, bf, bc, d = b
+        if type(t) is not int or type(n) is not int or type(bf) is not int or type(bc) is not int:
+            if not (
+                isinstance(t, int) and isinstance(n, int) and isinstance(bf, int) and isinstance(bc, int)
+            ):
+                return None
+            t, n, bf, bc = int(t), int(n), int(bf), int(bc)  # BlockType, BlockFlag, CRCType, bool
+        x = t | n | bf
+        if x < 0 or x >> 64 or bc < 0 or bc > 2 or type(d) is not bytes:
+            return None
+        length = len(d)
+        if x < 24:  # type, number and flags each take one byte
+            head = bytes((0x86 if bc else 0x85, t, n, bf, bc)) + (
+                _BH[length] if length < 256 else _bytes_head(length)
+            )
+        else:
+            head = b"".join(
+                (
+                    b"\x86" if bc else b"\x85",
+                    u[t] if t < 256 else _uint_long(t),
+                    u[n] if n < 256 else _uint_long(n),
+                    u[bf] if bf < 256 else _uint_long(bf),
+                    u[bc],
+                    _BH[length] if length < 256 else _bytes_head(length),
+                )
+            )
+        append(head)
+        append(d)
+        if bc == 2:
+            append(_PACK_BI(0x44, crc32c(_CRC32_TAIL, crc32c(d, crc32c(head)))))
+        elif bc == 1:
+            append(_PACK_BH(0x42, crc16_x25(_CRC16_TAIL, crc16_x25(d, crc16_x25(head)))))
+        # The rules of _block_rules, as cheap sufficient conditions.
+        if n < 64 and not used >> n & 1:
+            used |= 1 << n
+        else:
+            ok = False
+        if t == 1:
+            if n != 1 or i != last:
+                ok = False
+        elif t in {6, 10}:
+            if kinds >> t & 1 or (t, d) not in known:
+                ok = False
+            kinds |= 1 << t
+        elif t == 7:
+            if kinds & 0x80 or not _is_cbor_uint(d):
+                ok = False
+            kinds |= 0x80
+    if check:
+        if p.flags & 1:  # _primary_fast saw that both are integers
+            off, tot = p.fragment_offset, p.total_adu_length
+            if off is None or tot is None or off + len(d) > tot:
+                ok = False
+        if (
+            not ok
+            or t != 1
+            or (p.creation_time == 0 and not kinds & 0x80)
+            or (require_primary_crc and p.crc_type == 0)
+        ) and _block_rules(p, blocks, require_primary_crc) is not None:
+            return None
+    append(b"\xff")
+    return b"".join(parts)
 
-_BAD: Final = Reason.BLOCK_UNINTELLIGIBLE
+
+# ---------------------------------------------------------------------------------------------
+# Decoding. decode_bundle tries the fast parser (further below) first: it reads exactly the
+# deterministic encoding, straight from the bytes. Anything else, valid or not, goes to the careful
+# path (cbor2, then the strict scanner for block boundaries), which accepts every valid encoding
+# and words the errors.
+
 _EID_CACHE: dict[object, EID] = {}
 _EID_CACHE_MAX: Final = 4096
 
@@ -828,7 +1036,9 @@ def decode_bundle(data: bytes | bytearray | memoryview, *, require_primary_crc: 
     :class:`BundleError` (with a status report reason code and the block concerned) when it
     is malformed, breaks a validity rule, fails a CRC check, or is followed by other bytes.
     """
-    bundle, end = decode_bundle_prefix(data, require_primary_crc=require_primary_crc)
+    if type(data) is not bytes or not data or data[0] != 0x9F:
+        data = _check_start(data)
+    bundle, end = _decode(data, require_primary_crc)
     if end != len(data):
         raise BundleError(f"{len(data) - end} trailing bytes after the end of the bundle", reason=_BAD)
     return bundle
@@ -838,6 +1048,13 @@ def decode_bundle_prefix(
     data: bytes | bytearray | memoryview, *, require_primary_crc: bool = False
 ) -> tuple[Bundle, int]:
     """Decode the bundle at the start of ``data``; return it and the number of bytes it took."""
+    if type(data) is not bytes or not data or data[0] != 0x9F:
+        data = _check_start(data)
+    return _decode(data, require_primary_crc)
+
+
+def _check_start(data: bytes | bytearray | memoryview) -> bytes:
+    """``data`` as bytes, once it is known to start like a bundle."""
     if not isinstance(data, bytes):
         data = bytes(data)
     if not data:
@@ -853,6 +1070,13 @@ def decode_bundle_prefix(
             f"not a bundle: starts with 0x{first:02x}, not an indefinite-length array (0x9f)",
             reason=_BAD,
         )
+    return data
+
+
+def _decode_careful(data: bytes, require_primary_crc: bool) -> tuple[Bundle, int]:
+    """Decode any valid encoding (``data`` starts with 0x9f) through the C CBOR decoder and the
+    strict scanner, checking every CRC over the received bytes, with a precise error for each
+    way the bytes can be wrong. Independent of the fast parser."""
     try:
         items = cbor2.loads(data)
     except cbor2.CBORDecodeEOF as exc:
@@ -861,13 +1085,6 @@ def decode_bundle_prefix(
         _raise_structure_error(data, exc)
     if type(items) is not list or len(items) < 1:
         raise BundleError("the bundle has no primary block", reason=_BAD)
-    fast = _decode_fast(data, items)
-    if fast is not None:
-        bundle, end = fast
-        v = _rules(bundle.primary, bundle.blocks, require_primary_crc)
-        if v is not None:
-            raise BundleError(v[0], reason=v[1], block=v[2])
-        return bundle, end
     ends = _scan(data, len(items))
     primary, p_crc = _primary_from_value(items[0])
     block_list: list[CanonicalBlock] = []
@@ -884,196 +1101,6 @@ def decode_bundle_prefix(
     if v is not None:
         raise BundleError(v[0], reason=v[1], block=v[2])
     return bundle, end
-
-
-_IPN_EIDS: dict[tuple[int, int], EID] = {}
-_DTN_EIDS: dict[str, EID] = {}
-_HEADS: dict[tuple[int, int, int, int, int], bytes] = {}
-_CACHE_MAX: Final = 4096
-_new = tuple.__new__
-_PRIMARY_HEAD: Final = {8: b"\x88", 9: b"\x89", 10: b"\x8a", 11: b"\x8b"}
-
-
-def _eid_fast(v: Any) -> EID | None:
-    """The endpoint ID for a decoded value, from a small cache; None if not cached (yet)."""
-    if type(v) is list and len(v) == 2:
-        scheme, ssp = v
-        if scheme == 2 and type(ssp) is list and len(ssp) == 2:
-            node, service = ssp
-            if type(node) is int and type(service) is int:
-                e = _IPN_EIDS.get((node, service))
-                if e is None:
-                    try:
-                        e = eid_from_cbor(v)
-                    except InvalidEndpointID:
-                        return None
-                    if len(_IPN_EIDS) >= _CACHE_MAX:
-                        _IPN_EIDS.clear()
-                    _IPN_EIDS[(node, service)] = e
-                return e
-        elif scheme == 1 and type(ssp) is str:
-            e = _DTN_EIDS.get(ssp)
-            if e is None:
-                try:
-                    e = eid_from_cbor(v)
-                except InvalidEndpointID:
-                    return None
-                if len(_DTN_EIDS) >= _CACHE_MAX:
-                    _DTN_EIDS.clear()
-                _DTN_EIDS[ssp] = e
-            return e
-        elif scheme == 1 and ssp == 0 and type(ssp) is int:
-            return DTN_NONE
-    return None
-
-
-def _head_of(t: int, num: int, bf: int, bc: int, length: int) -> bytes:
-    """A canonical block's encoding up to its data, remembered for recurring shapes."""
-    key = (t, num, bf, bc, length)
-    head = _HEADS.get(key)
-    if head is None:
-        head = b"".join(
-            (
-                b"\x86" if bc else b"\x85",
-                _uint(t),
-                _uint(num),
-                _uint(bf),
-                _U[bc],
-                _bytes_head(length),
-            )
-        )
-        if len(_HEADS) >= _CACHE_MAX:
-            _HEADS.clear()
-        _HEADS[key] = head
-    return head
-
-
-def _decode_fast(data: bytes, items: list[Any]) -> tuple[Bundle, int] | None:
-    """Decode a deterministically encoded bundle, verifying CRCs over the received bytes.
-
-    Returns None, without judging, as soon as anything is irregular (a type, a field count, a
-    byte that differs from the deterministic encoding); the careful path then takes over and
-    explains. A CRC mismatch on bytes that are otherwise canonical raises :class:`CRCError`.
-    """
-    pv = items[0]
-    if type(pv) is not list:
-        return None
-    n = len(pv)
-    off = tot = crc_value = None
-    if n == 9:
-        version, flags, crc_type, dst, src, rpt, ts, lifetime, crc_value = pv
-    elif n == 8:
-        version, flags, crc_type, dst, src, rpt, ts, lifetime = pv
-    elif n == 11:
-        version, flags, crc_type, dst, src, rpt, ts, lifetime, off, tot, crc_value = pv
-    elif n == 10:
-        version, flags, crc_type, dst, src, rpt, ts, lifetime, off, tot = pv
-    else:
-        return None
-    if (
-        version != 7
-        or type(flags) is not int
-        or type(lifetime) is not int
-        or type(ts) is not list
-        or len(ts) != 2
-        or (n & 1) != (1 if crc_type else 0)
-        or crc_type not in (0, 1, 2)
-        or (n >= 10) != bool(flags & 1)
-    ):
-        return None
-    ctime, seq = ts
-    if type(ctime) is not int or type(seq) is not int or (flags | lifetime | ctime | seq) < 0:
-        return None
-    if off is not None and (type(off) is not int or type(tot) is not int or (off | tot) < 0):
-        return None
-    e_dst = _eid_fast(dst)
-    e_src = _eid_fast(src)
-    e_rpt = _eid_fast(rpt)
-    if e_dst is None or e_src is None or e_rpt is None:
-        return None
-    primary: PrimaryBlock = _new(
-        PrimaryBlock, (e_dst, e_src, e_rpt, ctime, seq, lifetime, flags, crc_type, off, tot)
-    )
-    u = _U
-    body = b"".join(
-        (
-            _PRIMARY_HEAD[n],
-            b"\x07",
-            u[flags] if flags < 256 else _uint(flags),
-            u[crc_type],
-            e_dst._cbor,
-            e_src._cbor,
-            e_rpt._cbor,
-            b"\x82",
-            u[ctime] if ctime < 256 else _uint(ctime),
-            u[seq] if seq < 256 else _uint(seq),
-            u[lifetime] if lifetime < 256 else _uint(lifetime),
-            b"" if off is None else _uint(off) + _uint(tot or 0),
-            _CRC_HEAD[crc_type],
-        )
-    )
-    if not data.startswith(body, 1):
-        return None
-    pos = 1 + len(body)
-    if crc_type:
-        if type(crc_value) is not bytes:
-            return None
-        if crc_type == 1:
-            if len(crc_value) != 2:
-                return None
-            ok = crc16_x25(b"\x00\x00", crc16_x25(body)) == int.from_bytes(crc_value, "big")
-        else:
-            if len(crc_value) != 4:
-                return None
-            ok = crc32c(b"\x00\x00\x00\x00", crc32c(body)) == int.from_bytes(crc_value, "big")
-        if not ok:
-            raise _crc_mismatch("primary block", 0)
-        pos += len(crc_value)
-    mv = memoryview(data)
-    blocks: list[CanonicalBlock] = []
-    append = blocks.append
-    for i in range(1, len(items)):
-        v = items[i]
-        if type(v) is not list:
-            return None
-        ln = len(v)
-        if ln == 6:
-            t, num, bf, bc, d, c = v
-            if type(c) is not bytes or len(c) != (2 if bc == 1 else 4 if bc == 2 else -1):
-                return None
-        elif ln == 5:
-            t, num, bf, bc, d = v
-            c = None
-            if bc != 0 or type(bc) is not int:
-                return None
-        else:
-            return None
-        if type(t) is not int or type(num) is not int or type(bf) is not int or type(d) is not bytes:
-            return None
-        if (t | num | bf) < 0:
-            return None
-        head = _head_of(t, num, bf, bc, len(d))
-        if not data.startswith(head, pos):
-            return None
-        dend = pos + len(head) + len(d)
-        if c is None:
-            pos = dend
-        elif bc == 1:
-            if data[dend] != 0x42:
-                return None
-            if crc16_x25(b"\x42\x00\x00", crc16_x25(mv[pos:dend])) != int.from_bytes(c, "big"):
-                raise _crc_mismatch(f"block {num} (type {t})", num)
-            pos = dend + 3
-        else:
-            if data[dend] != 0x44:
-                return None
-            if crc32c(b"\x44\x00\x00\x00\x00", crc32c(mv[pos:dend])) != int.from_bytes(c, "big"):
-                raise _crc_mismatch(f"block {num} (type {t})", num)
-            pos = dend + 5
-        append(_new(CanonicalBlock, (t, num, bf, bc, d)))
-    if pos >= len(data) or data[pos] != 0xFF:
-        return None
-    return _new(Bundle, (primary, tuple(blocks))), pos + 1
 
 
 def _raise_structure_error(data: bytes, exc: Exception) -> None:
@@ -1133,6 +1160,318 @@ def _check_crcs_slow(
             got = crc32c(b"\x00\x00\x00\x00", crc32c(prefix)).to_bytes(4, "big")
         if got != value:
             raise _crc_mismatch(what, number)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path: a parser of exactly the deterministic encoding, straight from the bytes.
+#
+# It accepts shortest-form heads and definite lengths only, and gives up (returns None or raises
+# one of _FAST_GIVES_UP, which the caller catches) at the first byte that differs from what
+# encode_bundle would write; the careful path above then decodes or explains. It verifies each
+# CRC over the received bytes but reports a mismatch only once the whole bundle has parsed, so
+# that both paths raise the same error for the same bytes; and it tells whether the bundle
+# surely keeps every validity rule, so that _rules, which words the errors, runs only on doubt.
+
+
+class _Irregular(Exception):
+    """The bytes are not the deterministic encoding the fast parser reads."""
+
+
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_UNPACK_H: Final = struct.Struct(">H").unpack_from
+_UNPACK_I: Final = struct.Struct(">I").unpack_from
+_UNPACK_Q: Final = struct.Struct(">Q").unpack_from
+_FAST_GIVES_UP: Final = (_Irregular, IndexError, struct.error)
+
+# Bytes taken by a CBOR unsigned integer, by its first byte (1 where it is not one: the walk
+# that uses this only proposes a key for the prefix cache, which judges).
+_ULEN: Final = tuple(
+    1 if b < 24 else 2 if b == 24 else 3 if b == 25 else 5 if b == 26 else 9 if b == 27 else 1
+    for b in range(256)
+)
+
+
+def _head_at(data: bytes, p: int, major: int = 0) -> tuple[int, int]:
+    """The argument of the shortest-form, definite CBOR head of major type ``major`` (by default
+    an unsigned integer) at ``p``, and the offset after the head."""
+    info = data[p] - (major << 5)
+    if 0 <= info < 24:
+        return info, p + 1
+    v: int
+    if info == 24:
+        v = data[p + 1]
+        if v >= 24:
+            return v, p + 2
+    elif info == 25:
+        v = _UNPACK_H(data, p + 1)[0]
+        if v >= 0x100:
+            return v, p + 3
+    elif info == 26:
+        v = _UNPACK_I(data, p + 1)[0]
+        if v >= 0x10000:
+            return v, p + 5
+    elif info == 27:
+        v = _UNPACK_Q(data, p + 1)[0]
+        if v >= 0x100000000:
+            return v, p + 9
+    raise _Irregular  # another major type, a longer head than needed, or indefinite length
+
+
+def _eid_at(data: bytes, p: int) -> tuple[EID, int]:
+    """The deterministically encoded endpoint ID at ``p`` and the offset after it."""
+    if data[p] != 0x82:
+        raise _Irregular
+    scheme = data[p + 1]
+    if scheme == 2:
+        if data[p + 2] != 0x82:
+            raise _Irregular
+        node, q = _head_at(data, p + 3)
+        service, q = _head_at(data, q)
+        eid: EID = IpnEID(node, service)
+    elif scheme == 1:
+        if data[p + 2] == 0:
+            eid, q = DTN_NONE, p + 3
+        else:
+            n, a = _head_at(data, p + 2, 3)
+            q = a + n
+            raw = data[a:q]
+            if len(raw) != n:
+                raise _Irregular
+            try:
+                eid = DtnEID(raw.decode("utf-8"))
+            except (UnicodeDecodeError, InvalidEndpointID):
+                raise _Irregular from None
+    else:
+        raise _Irregular
+    if eid._cbor != data[p:q]:
+        raise _Irregular
+    return eid, q
+
+
+def _dtn_eid_end(data: bytes, p: int) -> int:
+    """Where a dtn endpoint ID starting at ``p`` would end (a guess for the prefix cache)."""
+    c = data[p + 2]
+    if 0x60 <= c < 0x78:
+        return p + c - 0x5D
+    if c == 0x78:
+        return p + 4 + data[p + 3]
+    if c == 0x79:
+        n: int = _UNPACK_H(data, p + 3)[0]
+        return p + 5 + n
+    return p + 3
+
+
+# What the primary block's bytes from its array head to the report-to EID mean, keyed by those
+# bytes: (field count, flags, CRC type, destination, source, report-to, whether the bundle-flag
+# rules hold). An entry is only made for bytes that _learn_primary_prefix read strictly.
+_PrefixEntry = tuple[int, int, int, EID, EID, EID, bool]
+_PRIMARY_PREFIX_OF: dict[bytes, _PrefixEntry] = {}
+_PREFIX_CACHED_MAX_LEN: Final = 256  # longer prefixes (long dtn EIDs) are read afresh each time
+# The prefix met last, its end and its entry: bundles of one flow come in runs.
+_LAST_PREFIX: list[tuple[bytes, int, _PrefixEntry] | None] = [None]
+
+
+def _learn_primary_prefix(data: bytes) -> tuple[int, _PrefixEntry]:
+    """Read the primary block's prefix strictly; remember it; return its end and meaning."""
+    head = data[1]
+    if not 0x88 <= head <= 0x8B or data[2] != 7:
+        raise _Irregular
+    flags, p = _head_at(data, 3)
+    crc_type = data[p]
+    if crc_type > 2:
+        raise _Irregular
+    n = head - 0x80
+    if n != 8 + (2 if flags & 1 else 0) + (1 if crc_type else 0):
+        raise _Irregular
+    dst, p = _eid_at(data, p + 1)
+    src, p = _eid_at(data, p)
+    rpt, p = _eid_at(data, p)
+    entry = (n, flags, crc_type, dst, src, rpt, _source_flag_violation(flags, src) is None)
+    if p <= _PREFIX_CACHED_MAX_LEN:
+        if len(_PRIMARY_PREFIX_OF) >= _CACHE_MAX:
+            _PRIMARY_PREFIX_OF.clear()
+        _PRIMARY_PREFIX_OF[data[1:p]] = entry
+    return p, entry
+
+
+def _parse_fast(data: bytes) -> tuple[Bundle, int, bool, tuple[str, int] | None] | None:
+    """Parse a deterministically encoded bundle (``data[0]`` is known to be 0x9f).
+
+    Returns the bundle; its end; True when it surely keeps every validity rule of _rules but the
+    primary-CRC one; and the first CRC that failed, as (what, block number), else None. Returns
+    None, or raises one of _FAST_GIVES_UP, to give up.
+    """
+    last = _LAST_PREFIX[0]
+    if last is not None and data.startswith(last[0], 1):
+        p = last[1]
+        entry = last[2]
+    else:
+        # Propose where the prefix (array head .. report-to) ends; the cache vouches for it.
+        ulen = _ULEN
+        p = 4 + ulen[data[3]]
+        if data[p + 1] == 2:
+            p += 3
+            p += ulen[data[p]]
+            p += ulen[data[p]]
+        else:
+            p = _dtn_eid_end(data, p)
+        if data[p + 1] == 2:
+            p += 3
+            p += ulen[data[p]]
+            p += ulen[data[p]]
+        else:
+            p = _dtn_eid_end(data, p)
+        if data[p + 1] == 2:
+            p += 3
+            p += ulen[data[p]]
+            p += ulen[data[p]]
+        else:
+            p = _dtn_eid_end(data, p)
+        key = data[1:p]
+        found = _PRIMARY_PREFIX_OF.get(key)
+        if found is None:
+            p, entry = _learn_primary_prefix(data)
+            key = data[1:p]
+        else:
+            entry = found
+        _LAST_PREFIX[0] = (key, p, entry)
+    n, flags, crc_type, dst, src, rpt, ok = entry  # ok: so far, the bundle-flag rules hold
+    if data[p] != 0x82:
+        return None
+    if data[p + 1] == 0x1B:  # a creation time from an accurate clock takes 8 bytes
+        ctime: int = _UNPACK_Q(data, p + 2)[0]
+        if ctime < 0x100000000:
+            return None
+        p += 10
+    else:
+        ctime, p = _head_at(data, p + 1)
+    seq, p = _head_at(data, p)
+    lifetime, p = _head_at(data, p)
+    off: int | None = None
+    tot: int | None = None
+    if n >= 10:
+        off, p = _head_at(data, p)
+        tot, p = _head_at(data, p)
+    bad_crc: tuple[str, int] | None = None
+    if crc_type == 2:
+        if data[p] != 0x44:
+            return None
+        if crc32c(_Z4, crc32c(data[1 : p + 1])) != _UNPACK_I(data, p + 1)[0]:
+            bad_crc = ("primary block", 0)
+        p += 5
+    elif crc_type == 1:
+        if data[p] != 0x42:
+            return None
+        if crc16_x25(_Z2, crc16_x25(data[1 : p + 1])) != _UNPACK_H(data, p + 1)[0]:
+            bad_crc = ("primary block", 0)
+        p += 3
+    primary: PrimaryBlock = _new(
+        PrimaryBlock, (dst, src, rpt, ctime, seq, lifetime, flags, crc_type, off, tot)
+    )
+    blocks: list[CanonicalBlock] = []
+    append = blocks.append
+    known = _KNOWN_CONTENT
+    used = 1  # bit k: block number k seen (0 is the primary block's)
+    kinds = 0  # bit k: a block of type k in (6, 7, 10) seen
+    t = d = None
+    while True:
+        b = data[p]
+        if b == 0x86:
+            with_crc = True
+        elif b == 0x85:
+            with_crc = False
+        elif b == 0xFF:
+            break
+        else:
+            return None
+        q = p + 1
+        t = data[q]
+        if t < 24:
+            q += 1
+        else:
+            t, q = _head_at(data, q)
+        num = data[q]
+        if num < 24:
+            q += 1
+        else:
+            num, q = _head_at(data, q)
+        bf = data[q]
+        if bf < 24:
+            q += 1
+        else:
+            bf, q = _head_at(data, q)
+        bc = data[q]
+        length = data[q + 1]
+        if 0x40 <= length < 0x58:
+            length -= 0x40
+            q += 2
+        else:
+            length, q = _head_at(data, q + 1, 2)
+        end = q + length
+        if bc == 2:
+            if not with_crc or data[end] != 0x44:
+                return None
+            if bad_crc is None and crc32c(_Z4, crc32c(data[p : end + 1])) != _UNPACK_I(data, end + 1)[0]:
+                bad_crc = (f"block {num} (type {t})", num)
+            p = end + 5
+        elif bc == 0:
+            if with_crc:
+                return None
+            p = end
+        elif bc == 1:
+            if not with_crc or data[end] != 0x42:
+                return None
+            if (
+                bad_crc is None
+                and crc16_x25(_Z2, crc16_x25(data[p : end + 1])) != _UNPACK_H(data, end + 1)[0]
+            ):
+                bad_crc = (f"block {num} (type {t})", num)
+            p = end + 3
+        else:
+            return None
+        if p > len(data):
+            return None
+        d = data[q:end]
+        append(_new(CanonicalBlock, (t, num, bf, bc, d)))
+        # The rules of _block_rules, as cheap sufficient conditions.
+        if num < 64 and not used >> num & 1:
+            used |= 1 << num
+        else:
+            ok = False
+        if t == 1:
+            if num != 1 or data[p] != 0xFF:
+                ok = False
+        elif t in {6, 10}:
+            if kinds >> t & 1 or (t, d) not in known:
+                ok = False
+            kinds |= 1 << t
+        elif t == 7:
+            if kinds & 0x80 or not _is_cbor_uint(d):
+                ok = False
+            kinds |= 0x80
+    if t != 1 or (ctime == 0 and not kinds & 0x80):
+        ok = False
+    elif off is not None and tot is not None and d is not None and off + len(d) > tot:
+        ok = False  # d: the payload
+    return _new(Bundle, (primary, tuple(blocks))), p + 1, ok, bad_crc
+
+
+def _decode(data: bytes, require_primary_crc: bool) -> tuple[Bundle, int]:
+    """Decode the bundle at the start of ``data`` (bytes, first byte 0x9f)."""
+    try:
+        fast = _parse_fast(data)
+    except _FAST_GIVES_UP:
+        fast = None
+    if fast is None:
+        return _decode_careful(data, require_primary_crc)
+    bundle, end, ok, bad_crc = fast
+    if bad_crc is not None:
+        raise _crc_mismatch(bad_crc[0], bad_crc[1])
+    if not ok or (require_primary_crc and bundle[0][7] == 0):
+        v = _rules(bundle[0], bundle[1], require_primary_crc)
+        if v is not None:
+            raise BundleError(v[0], reason=v[1], block=v[2])
+    return bundle, end
 
 
 def bundle_to_json(bundle: Bundle, *, crc_ok: bool = True) -> dict[str, Any]:
