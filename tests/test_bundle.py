@@ -407,3 +407,27 @@ def test_no_unknown_blocks_is_a_no_op() -> None:
 def test_bundle_flag_values_follow_rfc() -> None:
     assert int(BundleFlag.REPORT_DELETION) == 0x40000
     assert int(BundleFlag.STATUS_TIME_REQUESTED) == 0x40
+
+
+def test_age_block_rule_can_be_waived_for_rfc_9173_examples() -> None:
+    raw = _raw([*P[:6], [0, 1], P[7]], PAY)
+    with pytest.raises(BundleError, match="bundle age block"):
+        decode_bundle(raw)
+    b = decode_bundle(raw, require_age_block=False)
+    assert b.primary.creation_time == 0
+    assert encode_bundle(b, require_age_block=False) == raw
+    with pytest.raises(LocalError, match="bundle age block"):
+        encode_bundle(b)
+    check_bundle(b, require_age_block=False)
+
+
+def test_encrypted_extension_block_content_is_not_parsed() -> None:
+    """A BCB may replace a bundle age block's content with ciphertext (RFC 9172)."""
+    asb = bytes.fromhex("8102") + b"\x02\x01" + EID.parse("ipn:1.0").cbor + b"\x81\x82\x01\x41\x00"
+    ciphertext_age = CanonicalBlock(7, 2, 0, 0, b"\x41\x99\x42\x01\x02")
+    bcb = CanonicalBlock(12, 3, 1, 0, asb)
+    b = Bundle(simple().primary, (ciphertext_age, bcb, payload_block(b"x")))
+    assert decode_bundle(encode_bundle(b)) == b
+    without_bcb = Bundle(simple().primary, (ciphertext_age, payload_block(b"x")))
+    with pytest.raises(LocalError, match="bundle age block 2"):
+        encode_bundle(without_bcb)

@@ -415,7 +415,7 @@ def _plain_int(v: object) -> bool:
 
 
 def _violation(
-    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], *, require_primary_crc: bool
+    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], *, require_primary_crc: int
 ) -> tuple[str, int, int | None] | None:
     """The first rule the bundle breaks, as (message, reason code, block number), or None."""
     if not (
@@ -455,7 +455,7 @@ def _violation(
 
 
 def _rules(
-    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: bool
+    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: int
 ) -> tuple[str, int, int | None] | None:
     """The RFC 9171 §4 rules, for fields already known to be of the right types."""
     if p.flags & 0x3 or p.source.is_none or p.fragment_offset is not None or p.total_adu_length is not None:
@@ -466,7 +466,7 @@ def _rules(
 
 
 def _block_rules(
-    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: bool
+    p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: int
 ) -> tuple[str, int, int | None] | None:
     """:func:`_rules` once the bundle-flag rules hold: the blocks, the creation time, the
     fragment's extent and the primary block's CRC."""
@@ -499,14 +499,15 @@ def _block_rules(
                 try:
                     _known_content(b)
                 except BundleError as exc:
-                    return (str(exc), bad, n)
-            elif not _is_cbor_uint(b[4]):
+                    if n not in _bcb_targets(blocks):  # ciphertext is not for us to read
+                        return (str(exc), bad, n)
+            elif not _is_cbor_uint(b[4]) and n not in _bcb_targets(blocks):
                 return (f"bundle age block {n}: the age must be one unsigned integer", bad, n)
-        elif t == 11 and require_primary_crc and not bib_on_primary:
+        elif t == 11 and require_primary_crc & 1 and not bib_on_primary:
             bib_on_primary = _bib_targets_primary(b)
     if blocks[last][0] != 1:
         return ("the bundle has no payload block (block type 1), or it is not last", bad, None)
-    if p.creation_time == 0 and not seen & 2:
+    if p.creation_time == 0 and not seen & 2 and not require_primary_crc & _NO_AGE_RULE:
         return (
             "primary block: creation time is 0 (no accurate clock) but there is no bundle age "
             "block (RFC 9171 §4.3.1)",
@@ -522,13 +523,36 @@ def _block_rules(
                 bad,
                 0,
             )
-    if require_primary_crc and p.crc_type == 0 and not bib_on_primary:
+    if require_primary_crc & 1 and p.crc_type == 0 and not bib_on_primary:
         return (
             "primary block: no CRC, and no BIB targets the primary block (RFC 9171 §4.3.1)",
             bad,
             0,
         )
     return None
+
+
+_NO_AGE_RULE: Final = 2
+"""Bit of the internal rule mode that waives "creation time 0 needs a bundle age block"; bit 0
+asks for a primary block CRC. Public functions take both as keyword flags."""
+
+
+def _mode(require_primary_crc: bool, require_age_block: bool) -> int:
+    return (1 if require_primary_crc else 0) | (0 if require_age_block else _NO_AGE_RULE)
+
+
+def _bcb_targets(blocks: Sequence[CanonicalBlock]) -> set[int]:
+    """Block numbers that some BCB (block type 12) says it encrypts: the first item of its ASB."""
+    targets: set[int] = set()
+    for b in blocks:
+        if b[0] == 12:
+            try:
+                asb = cbor2.loads(b"\x9f" + b[4] + b"\xff")
+            except Exception:  # a malformed BCB is judged by the security layer, not here
+                asb = None
+            if asb and type(asb[0]) is list:
+                targets.update(t for t in asb[0] if type(t) is int)
+    return targets
 
 
 def _is_cbor_uint(b: bytes) -> bool:
@@ -597,14 +621,18 @@ def _bib_targets_primary(block: CanonicalBlock) -> bool:
     return bool(asb) and isinstance(asb[0], list) and 0 in asb[0]
 
 
-def check_bundle(bundle: Bundle, *, require_primary_crc: bool = False) -> None:
+def check_bundle(
+    bundle: Bundle, *, require_primary_crc: bool = False, require_age_block: bool = True
+) -> None:
     """Check every RFC 9171 §4 validity rule; raise :class:`LocalError` naming the first broken.
 
     ``require_primary_crc`` enforces §4.3.1's "a CRC SHALL be present in the primary block
     unless a BIB targets it". It is off by default because RFC 9173's own worked examples,
-    pyd3tn and dtn7 emit primary blocks without a CRC.
+    pyd3tn and dtn7 emit primary blocks without a CRC. ``require_age_block=False`` waives
+    "creation time 0 needs a bundle age block", which RFC 9173's examples A.1, A.2 and A.4 break.
     """
-    v = _violation(bundle.primary, bundle.blocks, require_primary_crc=require_primary_crc)
+    mode = _mode(require_primary_crc, require_age_block)
+    v = _violation(bundle.primary, bundle.blocks, require_primary_crc=mode)
     if v is not None:
         raise LocalError(v[0], reason=v[1])
 
@@ -779,20 +807,28 @@ def encode_block(b: CanonicalBlock) -> bytes:
     return b"".join((head, b.data, b"\x44", crc.to_bytes(4, "big")))
 
 
-def encode_bundle(bundle: Bundle, *, check: bool = True, require_primary_crc: bool = False) -> bytes:
+def encode_bundle(
+    bundle: Bundle,
+    *,
+    check: bool = True,
+    require_primary_crc: bool = False,
+    require_age_block: bool = True,
+) -> bytes:
     """The deterministic encoding of a bundle.
 
-    With ``check`` (the default) the bundle is first held to every validity rule and a
-    :class:`LocalError` names the first one it breaks.
+    With ``check`` (the default) the bundle is first held to every validity rule (see
+    :func:`check_bundle` for the two optional ones) and a :class:`LocalError` names the first
+    one it breaks.
     """
+    mode = _mode(require_primary_crc, require_age_block)
     p = bundle.primary
     blocks = bundle.blocks
     if type(p) is PrimaryBlock and type(blocks) is tuple:
-        fast = _encode_fast(p, blocks, check, require_primary_crc)
+        fast = _encode_fast(p, blocks, check, mode)
         if fast is not None:
             return fast
     if check:
-        v = _violation(p, blocks, require_primary_crc=require_primary_crc)
+        v = _violation(p, blocks, require_primary_crc=mode)
         if v is not None:
             raise LocalError(f"cannot encode: {v[0]}", reason=v[1])
     parts = [b"\x9f", encode_primary(bundle.primary)]
@@ -802,7 +838,7 @@ def encode_bundle(bundle: Bundle, *, check: bool = True, require_primary_crc: bo
 
 
 def _encode_fast(
-    p: PrimaryBlock, blocks: tuple[CanonicalBlock, ...], check: bool, require_primary_crc: bool
+    p: PrimaryBlock, blocks: tuple[CanonicalBlock, ...], check: bool, require_primary_crc: int
 ) -> bytes | None:
     """:func:`encode_bundle` for bundles whose fields all have plain types and, with ``check``,
     that break no rule; None otherwise, and the general path then encodes or explains."""
@@ -879,7 +915,7 @@ def _encode_fast(
             not ok
             or t != 1
             or (p.creation_time == 0 and not kinds & 0x80)
-            or (require_primary_crc and p.crc_type == 0)
+            or (require_primary_crc & 1 and p.crc_type == 0)
         ) and _block_rules(p, blocks, require_primary_crc) is not None:
             return None
     append(b"\xff")
@@ -1029,28 +1065,37 @@ def _crc_mismatch(what: str, block: int) -> CRCError:
     return CRCError(f"{what}: CRC check failed", reason=_BAD, block=block)
 
 
-def decode_bundle(data: bytes | bytearray | memoryview, *, require_primary_crc: bool = False) -> Bundle:
+def decode_bundle(
+    data: bytes | bytearray | memoryview,
+    *,
+    require_primary_crc: bool = False,
+    require_age_block: bool = True,
+) -> Bundle:
     """Decode exactly one bundle from ``data``.
 
     Raises :class:`Incomplete` when ``data`` stops before the bundle ends, and
     :class:`BundleError` (with a status report reason code and the block concerned) when it
     is malformed, breaks a validity rule, fails a CRC check, or is followed by other bytes.
+    The two optional rules are those of :func:`check_bundle`.
     """
     if type(data) is not bytes or not data or data[0] != 0x9F:
         data = _check_start(data)
-    bundle, end = _decode(data, require_primary_crc)
+    bundle, end = _decode(data, _mode(require_primary_crc, require_age_block))
     if end != len(data):
         raise BundleError(f"{len(data) - end} trailing bytes after the end of the bundle", reason=_BAD)
     return bundle
 
 
 def decode_bundle_prefix(
-    data: bytes | bytearray | memoryview, *, require_primary_crc: bool = False
+    data: bytes | bytearray | memoryview,
+    *,
+    require_primary_crc: bool = False,
+    require_age_block: bool = True,
 ) -> tuple[Bundle, int]:
     """Decode the bundle at the start of ``data``; return it and the number of bytes it took."""
     if type(data) is not bytes or not data or data[0] != 0x9F:
         data = _check_start(data)
-    return _decode(data, require_primary_crc)
+    return _decode(data, _mode(require_primary_crc, require_age_block))
 
 
 def _check_start(data: bytes | bytearray | memoryview) -> bytes:
@@ -1073,7 +1118,7 @@ def _check_start(data: bytes | bytearray | memoryview) -> bytes:
     return data
 
 
-def _decode_careful(data: bytes, require_primary_crc: bool) -> tuple[Bundle, int]:
+def _decode_careful(data: bytes, require_primary_crc: int) -> tuple[Bundle, int]:
     """Decode any valid encoding (``data`` starts with 0x9f) through the C CBOR decoder and the
     strict scanner, checking every CRC over the received bytes, with a precise error for each
     way the bytes can be wrong. Independent of the fast parser."""
@@ -1456,7 +1501,7 @@ def _parse_fast(data: bytes) -> tuple[Bundle, int, bool, tuple[str, int] | None]
     return _new(Bundle, (primary, tuple(blocks))), p + 1, ok, bad_crc
 
 
-def _decode(data: bytes, require_primary_crc: bool) -> tuple[Bundle, int]:
+def _decode(data: bytes, require_primary_crc: int) -> tuple[Bundle, int]:
     """Decode the bundle at the start of ``data`` (bytes, first byte 0x9f)."""
     try:
         fast = _parse_fast(data)
@@ -1467,7 +1512,7 @@ def _decode(data: bytes, require_primary_crc: bool) -> tuple[Bundle, int]:
     bundle, end, ok, bad_crc = fast
     if bad_crc is not None:
         raise _crc_mismatch(bad_crc[0], bad_crc[1])
-    if not ok or (require_primary_crc and bundle[0][7] == 0):
+    if not ok or (require_primary_crc & 1 and bundle[0][7] == 0):
         v = _rules(bundle[0], bundle[1], require_primary_crc)
         if v is not None:
             raise BundleError(v[0], reason=v[1], block=v[2])
