@@ -5,14 +5,17 @@ Every error Proxima raises on purpose is a :class:`ProximaError`, and says whose
     ProximaError
     ├── LocalError              the caller asked for something invalid (bad argument, bad config,
     │   │                       a bundle that breaks a rule before it is ever sent)
-    │   └── InvalidEndpointID   an endpoint ID given as text or value is malformed
+    │   ├── InvalidEndpointID   an endpoint ID given as text or value is malformed
+    │   ├── ConfigError         a configuration file or value is wrong (names the file and key)
+    │   └── StoreError          the local bundle store refuses or fails (full, corrupt, closed)
     └── RemoteError             data that came from outside is wrong (a peer, a file, a socket)
         ├── Incomplete          the bytes stop before the item ends: feed more, then try again
         └── ProtocolError       the bytes break a protocol rule; ``reason`` is the wire reason code
             ├── BundleError     RFC 9171: the bundle is invalid (``reason`` is a status report code)
             │   ├── CRCError    a block's CRC does not match the received bytes
             │   └── SecurityError   RFC 9172/9173: a security block is invalid or fails
-            └── ...             later layers (TCPCL, etc.) add theirs here
+            └── ConvergenceLayerError   a convergence-layer peer broke its protocol (TCPCLv4:
+                                ``reason`` is the SESS_TERM or MSG_REJECT reason code to send)
 
 Lower-layer exceptions (``cbor2``, ``cryptography``) are translated at the boundary with
 ``raise ... from exc`` so callers only ever need to catch these.
@@ -23,6 +26,8 @@ from __future__ import annotations
 __all__ = [
     "BundleError",
     "CRCError",
+    "ConfigError",
+    "ConvergenceLayerError",
     "Incomplete",
     "InvalidEndpointID",
     "LocalError",
@@ -30,6 +35,7 @@ __all__ = [
     "ProximaError",
     "RemoteError",
     "SecurityError",
+    "StoreError",
 ]
 
 
@@ -92,3 +98,24 @@ class CRCError(BundleError):
 
 class SecurityError(BundleError):
     """A BPSec block (RFC 9172/9173) is malformed, or its integrity or confidentiality check fails."""
+
+
+class ConfigError(LocalError):
+    """A configuration file or value is wrong; the message names the file and the key."""
+
+
+class StoreError(LocalError):
+    """The local bundle store refuses (full, closed) or fails (corrupt); nothing stored is lost."""
+
+
+class ConvergenceLayerError(ProtocolError):
+    """A convergence-layer peer broke its protocol.
+
+    For TCPCLv4 (RFC 9174) ``reason`` is the reason code to send back and ``message_kind`` says
+    in which message: ``"sess_term"`` (SESS_TERM reason), ``"msg_reject"`` (MSG_REJECT reason)
+    or ``"xfer_refuse"`` (XFER_REFUSE reason).
+    """
+
+    def __init__(self, message: str, *, reason: int | None = None, message_kind: str = "sess_term") -> None:
+        super().__init__(message, reason=reason)
+        self.message_kind = message_kind

@@ -1,0 +1,1 @@
+"""The runtime: asyncio node, sockets, clock, SQLite store, application interface."""
