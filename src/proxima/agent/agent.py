@@ -1,0 +1,585 @@
+"""The bundle protocol agent (RFC 9171 §5), without I/O.
+
+The agent decides; the runtime acts. Every call takes the time as ``now_ms`` (DTN milliseconds)
+and returns :data:`Action` values: persist or forget a bundle, deliver one to a local
+endpoint. Bundles waiting for a next hop sit in per-peer queues ordered by class of service
+(status reports, then small posts, then bulk media), and the runtime pulls them with
+:meth:`BundleAgent.next_to_send` when a convergence-layer session can take one; it reports the
+outcome with :meth:`BundleAgent.transmitted` or :meth:`BundleAgent.transmit_failed`.
+
+A bundle is only forgotten (``Unpersist``) once it was delivered, handed to the next hop (the
+CLA acknowledged it), or deleted with a reason; the runtime makes ``Persist`` durable before
+acknowledging the bundle to whoever sent it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from proxima.bpv7 import _cbor
+from proxima.bpv7.admin import make_status_report_bundle
+from proxima.bpv7.bundle import (
+    BlockType,
+    Bundle,
+    BundleFlag,
+    CanonicalBlock,
+    PrimaryBlock,
+    Reason,
+    age_block,
+    bundle_age_of,
+    decode_block_data,
+    decode_bundle,
+    encode_bundle,
+    hop_count_of,
+    payload_block,
+    process_unknown_blocks,
+)
+from proxima.bpv7.eid import DTN_NONE, EID
+from proxima.bpv7.fragment import Reassembler
+from proxima.errors import BundleError, Incomplete, LocalError, ProximaError
+
+if TYPE_CHECKING:
+    from proxima.agent.routing import Router
+
+__all__ = [
+    "CLASS_ADMIN",
+    "CLASS_BULK",
+    "CLASS_EXPEDITED",
+    "Action",
+    "AgentCounters",
+    "BundleAgent",
+    "Deliver",
+    "Persist",
+    "Transmit",
+    "Unpersist",
+]
+
+CLASS_BULK: Final = 0
+CLASS_EXPEDITED: Final = 1
+CLASS_ADMIN: Final = 2
+SMALL_PAYLOAD: Final = 64 * 1024
+"""Payloads up to this size (a text post, a status report) go before bulk media by default."""
+
+Identity = tuple[EID, int, int, int | None, int | None]
+
+
+class Persist(NamedTuple):
+    """Store this accepted bundle durably under ``key`` before acknowledging it to its sender."""
+
+    key: int
+    bundle: Bundle
+    identity: Identity
+    expiry_ms: int
+    klass: int
+    received_ms: int
+
+
+class Unpersist(NamedTuple):
+    """Forget the stored bundle ``key``; ``reason`` is a status report reason code (0 when it
+    left normally: delivered or forwarded)."""
+
+    key: int
+    reason: int
+
+
+class Deliver(NamedTuple):
+    """Hand ``bundle`` (complete, reassembled if it was fragmented) to the application registered
+    on ``endpoint``. ``identity`` and ``expiry_ms`` let the runtime remember the delivery so a
+    retransmitted copy is never delivered twice, even after a restart."""
+
+    endpoint: EID
+    bundle: Bundle
+    identity: Identity
+    expiry_ms: int
+
+
+class Transmit(NamedTuple):
+    """Send these bytes (the bundle as it leaves this node) to ``peer``."""
+
+    key: int
+    peer: EID
+    data: bytes
+    klass: int
+
+
+Action = Persist | Unpersist | Deliver
+
+
+class AgentCounters:
+    """What the agent has done, for ``node status``."""
+
+    __slots__ = (
+        "deleted",
+        "delivered",
+        "duplicates",
+        "forwarded",
+        "invalid",
+        "originated",
+        "received",
+        "reports_sent",
+    )
+
+    def __init__(self) -> None:
+        self.received = self.delivered = self.forwarded = self.deleted = 0
+        self.duplicates = self.invalid = self.originated = self.reports_sent = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class _Held:
+    """A bundle the agent is responsible for."""
+
+    __slots__ = ("bundle", "expiry_ms", "identity", "key", "klass", "peer", "received_ms")
+
+    def __init__(
+        self, key: int, bundle: Bundle, identity: Identity, expiry_ms: int, klass: int, received_ms: int
+    ) -> None:
+        self.key = key
+        self.bundle = bundle
+        self.identity = identity
+        self.expiry_ms = expiry_ms
+        self.klass = klass
+        self.received_ms = received_ms
+        self.peer: EID | None = None  # the next hop it is queued for, or in flight to
+
+
+def expiry_of(bundle: Bundle, received_ms: int) -> int:
+    """When the bundle's lifetime ends, in DTN ms (RFC 9171 §4.3.1, §4.4.2)."""
+    p = bundle.primary
+    if p.creation_time:
+        return p.creation_time + p.lifetime
+    age = bundle_age_of(bundle) or 0
+    return received_ms - age + p.lifetime
+
+
+def default_class(bundle: Bundle) -> int:
+    """Status reports first, then small payloads (posts), then bulk media."""
+    if bundle.primary.flags & BundleFlag.ADMIN_RECORD:
+        return CLASS_ADMIN
+    if bundle.primary.flags & BundleFlag.IS_FRAGMENT:
+        total = bundle.primary.total_adu_length or 0
+        return CLASS_EXPEDITED if total <= SMALL_PAYLOAD else CLASS_BULK
+    return CLASS_EXPEDITED if len(bundle.payload) <= SMALL_PAYLOAD else CLASS_BULK
+
+
+class BundleAgent:
+    """A node's bundle protocol agent: pure, deterministic, driven by the caller's clock."""
+
+    def __init__(
+        self,
+        node_id: EID,
+        router: Router,
+        *,
+        endpoints: tuple[EID, ...] = (),
+        next_sequence: int = 0,
+        report_lifetime_ms: int = 86_400_000,
+        crc_type: int = 2,
+    ) -> None:
+        if node_id.is_none:
+            raise LocalError("a node needs a node ID other than dtn:none")
+        self.node_id = node_id.node_id
+        self.router = router
+        self.crc_type = crc_type
+        self.report_lifetime_ms = report_lifetime_ms
+        self.counters = AgentCounters()
+        self._endpoints: set[EID] = {self.node_id, *endpoints}
+        self._held: dict[int, _Held] = {}
+        self._by_identity: dict[Identity, int] = {}
+        self._delivered: dict[Identity, int] = {}  # identity -> expiry, for duplicate suppression
+        self._queues: dict[EID, list[tuple[int, int, int]]] = {}  # peer -> heap(-class, key, key)
+        self._waiting: set[int] = set()  # keys with no next hop yet
+        self._reassembler = Reassembler()
+        self._fragments: dict[tuple[EID, int, int], list[int]] = {}
+        self._next_key = 1
+        self._last_created = (0, next_sequence - 1)
+        self.links_up: set[EID] = set()
+
+    # -- registration and restart --------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> frozenset[EID]:
+        """The endpoints this node delivers to (its node ID always among them)."""
+        return frozenset(self._endpoints)
+
+    def register(self, endpoint: EID) -> None:
+        """Deliver bundles for ``endpoint`` here from now on."""
+        if endpoint.is_none:
+            raise LocalError("cannot register dtn:none")
+        self._endpoints.add(endpoint)
+
+    def unregister(self, endpoint: EID) -> None:
+        """Stop delivering for ``endpoint`` (bundles for it are then forwarded or held)."""
+        if endpoint != self.node_id:
+            self._endpoints.discard(endpoint)
+
+    def remember_delivered(self, identity: Identity, expiry_ms: int) -> None:
+        """On restart: a bundle with this identity was already delivered; never deliver it again."""
+        self._delivered[identity] = expiry_ms
+
+    def restore(self, data: bytes, *, received_ms: int, klass: int | None = None) -> int:
+        """On restart: take back a stored bundle without re-reporting it; returns its new key.
+
+        The runtime re-keys its stored copy with the returned key.
+        """
+        bundle = decode_bundle(data)
+        held = self._hold(bundle, received_ms, klass)
+        self._place(held, received_ms, [])
+        return held.key
+
+    @property
+    def sequence_state(self) -> tuple[int, int]:
+        """The (creation time, sequence) last used, for the runtime to persist."""
+        return self._last_created
+
+    # -- origination ---------------------------------------------------------------------------
+
+    def send(
+        self,
+        destination: EID,
+        payload: bytes,
+        *,
+        now_ms: int,
+        source: EID | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: EID = DTN_NONE,
+        flags: int = 0,
+        klass: int | None = None,
+    ) -> tuple[Bundle, list[Action]]:
+        """Originate a bundle from a local application (RFC 9171 §5.2).
+
+        ``now_ms`` 0 means this node has no accurate clock: the bundle then carries a bundle
+        age block. Creation timestamps never repeat: the sequence number counts up within
+        the same millisecond (and across restarts, from ``next_sequence``).
+        """
+        src = self.node_id if source is None else source
+        created, seq = self._timestamp(now_ms)
+        blocks: list[CanonicalBlock] = []
+        if created == 0:
+            blocks.append(age_block(0, number=2, crc_type=self.crc_type))
+        blocks.append(payload_block(payload, crc_type=self.crc_type))
+        if src.is_none:
+            flags |= BundleFlag.MUST_NOT_FRAGMENT
+        primary = PrimaryBlock(
+            destination=destination,
+            source=src,
+            report_to=report_to,
+            creation_time=created,
+            sequence=seq,
+            lifetime=lifetime_ms,
+            flags=int(flags),
+            crc_type=self.crc_type,
+        )
+        bundle = Bundle(primary, tuple(blocks))
+        encode_bundle(bundle)  # refuse a bundle that breaks a rule, with a LocalError
+        self.counters.originated += 1
+        actions: list[Action] = []
+        held = self._hold(bundle, now_ms, klass)
+        actions.append(self._persist_action(held))
+        self._place(held, now_ms, actions)
+        return bundle, actions
+
+    def _timestamp(self, now_ms: int) -> tuple[int, int]:
+        last_t, last_seq = self._last_created
+        if now_ms == 0 or now_ms <= last_t:
+            created, seq = (0 if now_ms == 0 else last_t), last_seq + 1
+        else:
+            created, seq = now_ms, 0
+        self._last_created = (created, seq)
+        return created, seq
+
+    # -- reception ---------------------------------------------------------------------------
+
+    def receive(self, data: bytes, *, now_ms: int, from_peer: EID | None = None) -> list[Action]:
+        """Process a bundle received from a convergence layer (RFC 9171 §5.6).
+
+        Raises :class:`BundleError` (or :class:`Incomplete`) for bytes that are not a valid
+        bundle: nothing is kept then, and the CLA may refuse the transfer.
+        """
+        self.counters.received += 1
+        try:
+            bundle = decode_bundle(data)
+        except (BundleError, Incomplete):
+            self.counters.invalid += 1
+            raise
+        return self.receive_bundle(bundle, now_ms=now_ms)
+
+    def receive_bundle(self, bundle: Bundle, *, now_ms: int) -> list[Action]:
+        """:meth:`receive` for a bundle already decoded."""
+        actions: list[Action] = []
+        identity = bundle.id
+        if identity in self._by_identity or identity in self._delivered:
+            self.counters.duplicates += 1
+            return actions
+        flags = bundle.primary.flags
+        if flags & BundleFlag.REPORT_RECEPTION:
+            self._report(bundle, now_ms, actions, received=True)
+        outcome = process_unknown_blocks(bundle)
+        if outcome.report:
+            self._report(bundle, now_ms, actions, received=True, reason=Reason.BLOCK_UNSUPPORTED)
+        if outcome.bundle is None:
+            self._deleted(bundle, now_ms, Reason.BLOCK_UNSUPPORTED, actions)
+            return actions
+        bundle = outcome.bundle
+        hops = hop_count_of(bundle)
+        if hops is not None and hops[1] > hops[0]:
+            self._deleted(bundle, now_ms, Reason.HOP_LIMIT_EXCEEDED, actions)
+            return actions
+        if expiry_of(bundle, now_ms) <= now_ms:
+            self._deleted(bundle, now_ms, Reason.LIFETIME_EXPIRED, actions)
+            return actions
+        held = self._hold(bundle, now_ms, None)
+        actions.append(self._persist_action(held))
+        self._place(held, now_ms, actions)
+        return actions
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _hold(self, bundle: Bundle, now_ms: int, klass: int | None) -> _Held:
+        key = self._next_key
+        self._next_key += 1
+        held = _Held(
+            key,
+            bundle,
+            bundle.id,
+            expiry_of(bundle, now_ms),
+            default_class(bundle) if klass is None else klass,
+            now_ms,
+        )
+        self._held[key] = held
+        self._by_identity[held.identity] = key
+        return held
+
+    def _persist_action(self, held: _Held) -> Persist:
+        return Persist(held.key, held.bundle, held.identity, held.expiry_ms, held.klass, held.received_ms)
+
+    def _place(self, held: _Held, now_ms: int, actions: list[Action]) -> None:
+        """Deliver locally, or queue for a next hop, or wait for one (RFC 9171 §5.3)."""
+        dest = held.bundle.primary.destination
+        if dest in self._endpoints or (
+            dest.node_id == self.node_id and held.bundle.primary.flags & BundleFlag.ADMIN_RECORD
+        ):
+            self._deliver(held, now_ms, actions)
+            return
+        hops = hop_count_of(held.bundle)
+        if hops is not None and hops[1] + 1 > hops[0]:
+            self._delete(held, now_ms, Reason.HOP_LIMIT_EXCEEDED, actions)
+            return
+        route = self.router.route(held.bundle, now_ms)
+        for peer in route.next_hops:
+            self._enqueue(held, peer)
+            return
+        if route.keep:
+            self._waiting.add(held.key)
+        else:
+            self._delete(held, now_ms, Reason.NO_KNOWN_ROUTE, actions)
+
+    def _enqueue(self, held: _Held, peer: EID) -> None:
+        held.peer = peer
+        heapq.heappush(self._queues.setdefault(peer, []), (-held.klass, held.key, held.key))
+
+    def _deliver(self, held: _Held, now_ms: int, actions: list[Action]) -> None:
+        bundle = held.bundle
+        p = bundle.primary
+        if p.flags & BundleFlag.IS_FRAGMENT:
+            fkey = (p.source, p.creation_time, p.sequence)
+            self._fragments.setdefault(fkey, []).append(held.key)
+            try:
+                whole = self._reassembler.add(bundle)
+            except ProximaError:
+                self._fragments[fkey].remove(held.key)
+                self._delete(held, now_ms, Reason.BLOCK_UNINTELLIGIBLE, actions)
+                return
+            if whole is None:
+                return  # the fragment stays stored until the whole ADU is there
+            keys = self._fragments.pop(fkey)
+            expiry = max(self._held[k].expiry_ms for k in keys)
+            identity = whole.id
+            actions.append(Deliver(p.destination, whole, identity, expiry))
+            self._delivered[identity] = expiry
+            for k in keys:
+                h = self._held[k]
+                self._delivered[h.identity] = h.expiry_ms
+                self._forget(h, 0, actions)
+            self.counters.delivered += 1
+            if whole.primary.flags & BundleFlag.REPORT_DELIVERY:
+                self._report(whole, now_ms, actions, delivered=True)
+            return
+        actions.append(Deliver(p.destination, bundle, held.identity, held.expiry_ms))
+        self._delivered[held.identity] = held.expiry_ms
+        self._forget(held, 0, actions)
+        self.counters.delivered += 1
+        if p.flags & BundleFlag.REPORT_DELIVERY:
+            self._report(bundle, now_ms, actions, delivered=True)
+
+    # -- forwarding ----------------------------------------------------------------------------
+
+    def link_up(self, peer: EID, now_ms: int) -> list[Action]:
+        """A session with ``peer`` is up: re-route what was waiting. Pull with next_to_send."""
+        peer = peer.node_id
+        self.links_up.add(peer)
+        self.router.link_up(peer, now_ms)
+        return self._reroute_waiting(now_ms)
+
+    def link_down(self, peer: EID, now_ms: int) -> list[Action]:
+        """The session with ``peer`` ended; what was queued for it stays queued."""
+        peer = peer.node_id
+        self.links_up.discard(peer)
+        self.router.link_down(peer, now_ms)
+        return []
+
+    def _reroute_waiting(self, now_ms: int) -> list[Action]:
+        actions: list[Action] = []
+        waiting, self._waiting = self._waiting, set()
+        for key in sorted(waiting):
+            held = self._held.get(key)
+            if held is not None:
+                self._place(held, now_ms, actions)
+        return actions
+
+    def queued(self, peer: EID) -> int:
+        """How many bundles wait for ``peer`` (in flight ones excluded)."""
+        return len(self._queues.get(peer.node_id, ()))
+
+    def next_to_send(self, peer: EID, now_ms: int) -> Transmit | None:
+        """The next bundle to send to ``peer``, highest class first, oldest first; None if none.
+
+        The bundle leaves with this node as its previous node, its hop count incremented and its
+        age brought up to date. Expired bundles met on the way are dropped (see :meth:`tick`).
+        """
+        queue = self._queues.get(peer.node_id)
+        while queue:
+            _, _, key = heapq.heappop(queue)
+            held = self._held.get(key)
+            if held is None or held.peer != peer.node_id:
+                continue
+            if held.expiry_ms <= now_ms:
+                continue  # tick() reports and deletes it
+            return Transmit(key, held.peer, self._outgoing(held, now_ms), held.klass)
+        return None
+
+    def _outgoing(self, held: _Held, now_ms: int) -> bytes:
+        """The bundle as it leaves: previous node = us, hop count + 1, age updated (§5.4)."""
+        b = held.bundle
+        blocks: list[CanonicalBlock] = []
+        numbers = {blk.number for blk in b.blocks}
+        crc = self.crc_type
+        prev_number = 0
+        for blk in b.blocks:
+            if blk.type == BlockType.PREVIOUS_NODE:
+                prev_number = blk.number
+                continue
+            out = blk
+            if blk.type == BlockType.HOP_COUNT:
+                hops = decode_block_data(blk)
+                if isinstance(hops, tuple):
+                    limit, count = hops
+                    out = blk._replace(data=b"\x82" + _cbor.uint(limit) + _cbor.uint(count + 1))
+            elif blk.type == BlockType.BUNDLE_AGE:
+                age = decode_block_data(blk)
+                if isinstance(age, int):
+                    out = blk._replace(data=_cbor.uint(age + max(0, now_ms - held.received_ms)))
+            blocks.append(out)
+        if not prev_number:
+            prev_number = 2
+            while prev_number in numbers:
+                prev_number += 1
+        prev = CanonicalBlock(BlockType.PREVIOUS_NODE, prev_number, 0, crc, self.node_id.cbor)
+        return encode_bundle(Bundle(b.primary, (prev, *blocks)))
+
+    def transmitted(self, key: int, now_ms: int) -> list[Action]:
+        """The next hop acknowledged bundle ``key``: forget it (and report forwarding)."""
+        actions: list[Action] = []
+        held = self._held.get(key)
+        if held is None:
+            return actions
+        self.counters.forwarded += 1
+        if held.bundle.primary.flags & BundleFlag.REPORT_FORWARDING:
+            self._report(held.bundle, now_ms, actions, forwarded=True)
+        self._forget(held, 0, actions)
+        return actions
+
+    def transmit_failed(self, key: int, now_ms: int) -> list[Action]:
+        """Sending bundle ``key`` failed (session lost, refused): route it again."""
+        actions: list[Action] = []
+        held = self._held.get(key)
+        if held is not None:
+            held.peer = None
+            self._place(held, now_ms, actions)
+        return actions
+
+    # -- expiry and deletion -------------------------------------------------------------------
+
+    def next_expiry(self) -> int | None:
+        """The earliest expiry of a held bundle (DTN ms), for the runtime's timer."""
+        return min((h.expiry_ms for h in self._held.values()), default=None)
+
+    def tick(self, now_ms: int) -> list[Action]:
+        """Delete every bundle whose lifetime has ended (reason 1); forget old delivery records."""
+        actions: list[Action] = []
+        for held in [h for h in self._held.values() if h.expiry_ms <= now_ms]:
+            self._delete(held, now_ms, Reason.LIFETIME_EXPIRED, actions)
+        for identity in [i for i, e in self._delivered.items() if e <= now_ms]:
+            del self._delivered[identity]
+        return actions
+
+    def _delete(self, held: _Held, now_ms: int, reason: int, actions: list[Action]) -> None:
+        self._deleted(held.bundle, now_ms, reason, actions)
+        self._forget(held, reason, actions)
+
+    def _deleted(self, bundle: Bundle, now_ms: int, reason: int, actions: list[Action]) -> None:
+        self.counters.deleted += 1
+        if bundle.primary.flags & BundleFlag.REPORT_DELETION:
+            self._report(bundle, now_ms, actions, deleted=True, reason=reason)
+
+    def _forget(self, held: _Held, reason: int, actions: list[Action]) -> None:
+        self._held.pop(held.key, None)
+        if self._by_identity.get(held.identity) == held.key:
+            del self._by_identity[held.identity]
+        self._waiting.discard(held.key)
+        held.peer = None
+        actions.append(Unpersist(held.key, reason))
+
+    def held(self) -> int:
+        """How many bundles this agent is responsible for."""
+        return len(self._held)
+
+    # -- status reports ------------------------------------------------------------------------
+
+    def _report(
+        self,
+        subject: Bundle,
+        now_ms: int,
+        actions: list[Action],
+        *,
+        received: bool = False,
+        forwarded: bool = False,
+        delivered: bool = False,
+        deleted: bool = False,
+        reason: int = Reason.NO_ADDITIONAL_INFORMATION,
+    ) -> None:
+        """Originate a status report about ``subject`` if it can be sent (RFC 9171 §6.1)."""
+        p = subject.primary
+        if p.report_to.is_none or p.flags & BundleFlag.ADMIN_RECORD or p.source.is_none:
+            return
+        created, seq = self._timestamp(now_ms)
+        t = now_ms
+        report = make_status_report_bundle(
+            subject,
+            report_source=self.node_id,
+            received_at=t if received else None,
+            forwarded_at=t if forwarded else None,
+            delivered_at=t if delivered else None,
+            deleted_at=t if deleted else None,
+            reason=reason,
+            now_ms=created,
+            sequence=seq,
+            lifetime_ms=self.report_lifetime_ms,
+            crc_type=self.crc_type,
+        )
+        self.counters.reports_sent += 1
+        held = self._hold(report, now_ms, CLASS_ADMIN)
+        actions.append(self._persist_action(held))
+        self._place(held, now_ms, actions)

@@ -1,0 +1,326 @@
+"""The bundle protocol agent, driven in virtual time with no I/O."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxima.agent.agent import (
+    CLASS_ADMIN,
+    CLASS_BULK,
+    CLASS_EXPEDITED,
+    Action,
+    BundleAgent,
+    Deliver,
+    Persist,
+    Unpersist,
+)
+from proxima.agent.routing import Route, StaticRoute, StaticRouter, eid_matches
+from proxima.bpv7 import (
+    EID,
+    BlockFlag,
+    Bundle,
+    BundleFlag,
+    CanonicalBlock,
+    PrimaryBlock,
+    Reason,
+    bundle_age_of,
+    decode_bundle,
+    encode_bundle,
+    hop_count_block,
+    hop_count_of,
+    payload_block,
+    previous_node_of,
+)
+from proxima.bpv7.admin import status_report_of
+from proxima.bpv7.fragment import fragment_bundle
+from proxima.errors import BundleError, LocalError
+
+ISS, RELAY, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:2.0"), EID.parse("ipn:3.0")
+POSTS = EID.parse("ipn:3.7")
+T0 = 780_000_000_000
+
+
+class Net:
+    """Agents wired by links that are up or down; moves bundles when told to."""
+
+    def __init__(self) -> None:
+        self.iss = BundleAgent(ISS, StaticRouter([RELAY], [StaticRoute("*", RELAY)]))
+        self.relay = BundleAgent(RELAY, StaticRouter([ISS, GROUND]))
+        self.ground = BundleAgent(
+            GROUND, StaticRouter([RELAY], [StaticRoute("*", RELAY)]), endpoints=(POSTS,)
+        )
+        self.agents = {ISS: self.iss, RELAY: self.relay, GROUND: self.ground}
+        self.delivered: dict[EID, list[Deliver]] = {e: [] for e in self.agents}
+        self.stored: dict[EID, dict[int, Persist]] = {e: {} for e in self.agents}
+        self.unpersisted: dict[EID, list[Unpersist]] = {e: [] for e in self.agents}
+        self.up: set[tuple[EID, EID]] = set()
+
+    def apply(self, node: EID, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, Persist):
+                self.stored[node][a.key] = a
+            elif isinstance(a, Unpersist):
+                del self.stored[node][a.key]
+                self.unpersisted[node].append(a)
+            else:
+                self.delivered[node].append(a)
+
+    def link(self, a: EID, b: EID, now: int) -> None:
+        self.up |= {(a, b), (b, a)}
+        self.apply(a, self.agents[a].link_up(b, now))
+        self.apply(b, self.agents[b].link_up(a, now))
+
+    def unlink(self, a: EID, b: EID, now: int) -> None:
+        self.up -= {(a, b), (b, a)}
+        self.apply(a, self.agents[a].link_down(b, now))
+        self.apply(b, self.agents[b].link_down(a, now))
+
+    def run(self, now: int, delay: int = 0) -> int:
+        """Move every sendable bundle over the up links until nothing moves; returns the count."""
+        moved = 0
+        progress = True
+        while progress:
+            progress = False
+            for a, b in sorted(self.up, key=str):
+                t = self.agents[a].next_to_send(b, now)
+                if t is None:
+                    continue
+                progress = True
+                moved += 1
+                self.apply(b, self.agents[b].receive(t.data, now_ms=now + delay, from_peer=a))
+                self.apply(a, self.agents[a].transmitted(t.key, now))
+        return moved
+
+
+def test_post_travels_iss_relay_ground() -> None:
+    net = Net()
+    bundle, actions = net.iss.send(POSTS, b"Bonjour depuis l'ISS", now_ms=T0, klass=CLASS_EXPEDITED)
+    net.apply(ISS, actions)
+    assert list(net.stored[ISS]) == [1]
+    assert net.run(T0) == 0  # no link yet: the post waits on board
+    net.link(ISS, RELAY, T0 + 10)
+    net.run(T0 + 10)
+    assert net.stored[ISS] == {} and len(net.stored[RELAY]) == 1  # stored on the relay now
+    net.link(RELAY, GROUND, T0 + 5000)
+    net.run(T0 + 5000)
+    [d] = net.delivered[GROUND]
+    assert d.endpoint == POSTS and d.bundle.payload == b"Bonjour depuis l'ISS"
+    assert d.bundle.primary == bundle.primary
+    assert previous_node_of(d.bundle) == RELAY
+    assert net.stored == {ISS: {}, RELAY: {}, GROUND: {}}
+    assert net.iss.counters.forwarded == 1 and net.relay.counters.forwarded == 1
+
+
+def test_bundle_age_grows_along_the_path_when_there_is_no_clock() -> None:
+    net = Net()
+    _, actions = net.iss.send(POSTS, b"no clock", now_ms=0)
+    net.apply(ISS, actions)
+    net.link(ISS, RELAY, 1000)
+    net.link(RELAY, GROUND, 1000)
+    net.run(1000)
+    [d] = net.delivered[GROUND]
+    assert d.bundle.primary.creation_time == 0
+    assert bundle_age_of(d.bundle) == 1000  # 1000 ms held on board, 0 on the relay
+
+
+def test_hop_count_incremented_and_limit_enforced() -> None:
+    net = Net()
+    b = Bundle(
+        PrimaryBlock(POSTS, ISS, creation_time=T0, sequence=1),
+        (hop_count_block(1, 0, number=2), payload_block(b"x")),
+    )
+    net.apply(RELAY, net.relay.receive(encode_bundle(b), now_ms=T0))
+    net.link(RELAY, GROUND, T0)
+    net.run(T0)
+    [d] = net.delivered[GROUND]
+    assert hop_count_of(d.bundle) == (1, 1)
+    over = Bundle(b.primary._replace(sequence=2), (hop_count_block(1, 1, number=2), payload_block(b"x")))
+    net.apply(RELAY, net.relay.receive(encode_bundle(over), now_ms=T0))
+    assert net.relay.counters.deleted == 1 and net.relay.held() == 0
+
+
+def test_duplicates_are_suppressed_even_after_delivery() -> None:
+    net = Net()
+    data = encode_bundle(
+        Bundle(PrimaryBlock(POSTS, ISS, creation_time=T0, sequence=3), (payload_block(b"x"),))
+    )
+    for _ in range(3):
+        net.apply(GROUND, net.ground.receive(data, now_ms=T0))
+    assert len(net.delivered[GROUND]) == 1
+    assert net.ground.counters.duplicates == 2
+    restarted = BundleAgent(GROUND, StaticRouter(), endpoints=(POSTS,))
+    d = net.delivered[GROUND][0]
+    restarted.remember_delivered(d.identity, d.expiry_ms)
+    assert restarted.receive(data, now_ms=T0) == []
+
+
+def test_status_reports_reach_the_report_to_endpoint() -> None:
+    net = Net()
+    flags = BundleFlag.REPORT_RECEPTION | BundleFlag.REPORT_FORWARDING | BundleFlag.REPORT_DELIVERY
+    flags |= BundleFlag.STATUS_TIME_REQUESTED
+    _, actions = net.iss.send(POSTS, b"report me", now_ms=T0, report_to=ISS, flags=int(flags))
+    net.apply(ISS, actions)
+    net.link(ISS, RELAY, T0 + 1)
+    net.link(RELAY, GROUND, T0 + 1)
+    net.run(T0 + 1)
+    reports = [status_report_of(d.bundle) for d in net.delivered[ISS]]
+    kinds = sorted(
+        ("received" if r.received.asserted else "")
+        + ("forwarded" if r.forwarded.asserted else "")
+        + ("delivered" if r.delivered.asserted else "")
+        for r in reports
+    )
+    # ISS forwarded it (1), relay received + forwarded (2), ground received + delivered (2)
+    assert kinds == ["delivered", "forwarded", "forwarded", "received", "received"]
+    assert all(r.received.time in (None, T0 + 1) for r in reports)
+    assert all(d.endpoint == ISS for d in net.delivered[ISS])
+
+
+def test_expiry_deletes_with_reason_and_reports() -> None:
+    net = Net()
+    _, actions = net.iss.send(
+        POSTS, b"late", now_ms=T0, lifetime_ms=1000, report_to=ISS, flags=int(BundleFlag.REPORT_DELETION)
+    )
+    net.apply(ISS, actions)
+    assert net.iss.next_expiry() == T0 + 1000
+    assert net.iss.tick(T0 + 999) == []
+    net.apply(ISS, net.iss.tick(T0 + 1000))
+    assert {u.key: u.reason for u in net.unpersisted[ISS]}[1] == Reason.LIFETIME_EXPIRED
+    [d] = net.delivered[ISS]  # the deletion report, addressed to ISS, delivered locally
+    r = status_report_of(d.bundle)
+    assert r.deleted.asserted and r.reason == Reason.LIFETIME_EXPIRED
+
+
+def test_received_expired_bundle_is_dropped() -> None:
+    agent = BundleAgent(RELAY, StaticRouter([GROUND]))
+    b = Bundle(PrimaryBlock(POSTS, ISS, creation_time=T0, sequence=1, lifetime=10), (payload_block(b"x"),))
+    actions = agent.receive(encode_bundle(b), now_ms=T0 + 10)
+    assert actions == [] and agent.counters.deleted == 1
+
+
+def test_no_known_route_deletes() -> None:
+    agent = BundleAgent(RELAY, StaticRouter([GROUND]))
+    b = Bundle(
+        PrimaryBlock(EID.parse("ipn:99.1"), ISS, ISS, creation_time=T0, sequence=1, flags=0x40000),
+        (payload_block(b"x"),),
+    )
+    actions = agent.receive(encode_bundle(b), now_ms=T0)
+    unp = [a for a in actions if isinstance(a, Unpersist)]
+    # the bundle, then its deletion report (towards ISS: no route either); no report of a report
+    assert [(u.key, u.reason) for u in unp] == [(2, Reason.NO_KNOWN_ROUTE), (1, Reason.NO_KNOWN_ROUTE)]
+    assert agent.held() == 0 and agent.counters.reports_sent == 1
+
+
+def test_class_of_service_order() -> None:
+    agent = BundleAgent(ISS, StaticRouter([RELAY], [StaticRoute("*", RELAY)]))
+    big = b"m" * 100_000
+    agent.send(POSTS, big, now_ms=T0)
+    agent.send(POSTS, b"post", now_ms=T0 + 1)
+    agent.send(POSTS, big, now_ms=T0 + 2, klass=CLASS_ADMIN)
+    agent.send(POSTS, b"post 2", now_ms=T0 + 3)
+    order = []
+    while (t := agent.next_to_send(RELAY, T0 + 10)) is not None:
+        order.append((t.klass, decode_bundle(t.data).primary.creation_time - T0))
+    assert order == [(CLASS_ADMIN, 2), (CLASS_EXPEDITED, 1), (CLASS_EXPEDITED, 3), (CLASS_BULK, 0)]
+
+
+def test_transmit_failure_requeues() -> None:
+    agent = BundleAgent(ISS, StaticRouter([RELAY], [StaticRoute("*", RELAY)]))
+    agent.send(POSTS, b"x", now_ms=T0)
+    t = agent.next_to_send(RELAY, T0)
+    assert t is not None and agent.next_to_send(RELAY, T0) is None
+    agent.transmit_failed(t.key, T0)
+    t2 = agent.next_to_send(RELAY, T0)
+    assert t2 is not None and t2.key == t.key and t2.data == t.data
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=2, max_size=3000), st.integers(1, 700), st.randoms())
+def test_fragments_reassemble_before_delivery(payload: bytes, size: int, rnd: object) -> None:
+    b = Bundle(PrimaryBlock(POSTS, ISS, creation_time=T0, sequence=9), (payload_block(payload),))
+    if len(payload) <= size:
+        size = max(1, len(payload) // 2)
+    frags = fragment_bundle(b, size)
+    rnd.shuffle(frags)  # type: ignore[attr-defined]
+    agent = BundleAgent(GROUND, StaticRouter(), endpoints=(POSTS,))
+    delivered = []
+    stored: set[int] = set()
+    for f in frags:
+        for a in agent.receive(encode_bundle(f), now_ms=T0):
+            if isinstance(a, Persist):
+                stored.add(a.key)
+            elif isinstance(a, Unpersist):
+                stored.discard(a.key)
+            else:
+                delivered.append(a)
+    [d] = delivered
+    assert d.bundle == b and stored == set()
+
+
+def test_unknown_block_asking_for_deletion() -> None:
+    agent = BundleAgent(GROUND, StaticRouter(), endpoints=(POSTS,))
+    unknown = CanonicalBlock(200, 2, int(BlockFlag.DELETE_BUNDLE_IF_UNPROCESSED), 0, b"")
+    b = Bundle(PrimaryBlock(POSTS, ISS, creation_time=T0, sequence=1), (unknown, payload_block(b"x")))
+    assert agent.receive(encode_bundle(b), now_ms=T0) == []
+    assert agent.counters.deleted == 1
+
+
+def test_unknown_block_is_forwarded_verbatim() -> None:
+    net = Net()
+    unknown = CanonicalBlock(193, 5, 1, 0, b"\x01")
+    b = Bundle(PrimaryBlock(POSTS, ISS, creation_time=T0, sequence=1), (unknown, payload_block(b"x")))
+    net.apply(RELAY, net.relay.receive(encode_bundle(b), now_ms=T0))
+    net.link(RELAY, GROUND, T0)
+    net.run(T0)
+    [d] = net.delivered[GROUND]
+    assert unknown in d.bundle.blocks
+
+
+def test_restart_restores_queued_bundles() -> None:
+    net = Net()
+    _, actions = net.iss.send(POSTS, b"survive", now_ms=T0)
+    net.apply(ISS, actions)
+    stored = [encode_bundle(p.bundle) for p in net.stored[ISS].values()]
+    fresh = BundleAgent(ISS, StaticRouter([RELAY], [StaticRoute("*", RELAY)]))
+    for data in stored:
+        fresh.restore(data, received_ms=T0)
+    t = fresh.next_to_send(RELAY, T0)
+    assert t is not None and decode_bundle(t.data).payload == b"survive"
+
+
+def test_timestamps_never_repeat() -> None:
+    agent = BundleAgent(ISS, StaticRouter([RELAY], [StaticRoute("*", RELAY)]), next_sequence=40)
+    stamps = [agent.send(POSTS, b"x", now_ms=t)[0].primary for t in (T0, T0, T0 - 5, T0 + 1, 0, 0)]
+    pairs = [(p.creation_time, p.sequence) for p in stamps]
+    assert len(set(pairs)) == len(pairs)
+    assert pairs[0] == (T0, 0) and pairs[1] == (T0, 1) and pairs[2] == (T0, 2)
+
+
+def test_invalid_bytes_raise_and_keep_nothing() -> None:
+    agent = BundleAgent(GROUND, StaticRouter(), endpoints=(POSTS,))
+    with pytest.raises(BundleError):
+        agent.receive(b"\x9f\x01\xff", now_ms=T0)
+    assert agent.held() == 0 and agent.counters.invalid == 1
+
+
+def test_misuse_is_local() -> None:
+    with pytest.raises(LocalError):
+        BundleAgent(EID.parse("dtn:none"), StaticRouter())
+    agent = BundleAgent(ISS, StaticRouter())
+    with pytest.raises(LocalError):
+        agent.register(EID.parse("dtn:none"))
+
+
+def test_route_patterns() -> None:
+    assert eid_matches("*", POSTS)
+    assert eid_matches("ipn:3.*", POSTS) and not eid_matches("ipn:33.*", POSTS)
+    assert eid_matches("dtn://ground/*", EID.parse("dtn://ground/posts"))
+    assert not eid_matches("dtn://ground/*", EID.parse("dtn://groundx/posts"))
+    assert eid_matches("ipn:3.7", POSTS) and not eid_matches("ipn:3.8", POSTS)
+    r = StaticRouter([RELAY], [StaticRoute("ipn:3.*", RELAY)])
+    b = Bundle(PrimaryBlock(POSTS, ISS, creation_time=T0), (payload_block(b""),))
+    assert r.route(b, T0) == Route((RELAY,))
+    other = Bundle(b.primary._replace(destination=EID.parse("ipn:4.1")), b.blocks)
+    assert r.route(other, T0) == Route((), keep=False)
