@@ -49,7 +49,7 @@ block_flags = st.sampled_from(
 @st.composite
 def bundles(draw: st.DrawFn, *, max_payload: int = 600) -> Bundle:
     """Valid bundles: every primary field, optional extension blocks, fragments."""
-    source = draw(st.one_of(ipn_eids, dtn_eids, st.just(DTN_NONE)))
+    source = draw(st.one_of(ipn_eids, dtn_eids.filter(lambda e: e.is_singleton), st.just(DTN_NONE)))
     flags = draw(st.sampled_from([0, 0x20, 0x40, 0x4, 0x44, 0x4000, 0x70000, 0x74060, 0x2, 0x26]).map(int))
     if source.is_none:
         flags = (flags | BundleFlag.MUST_NOT_FRAGMENT) & ~0x74000
@@ -79,7 +79,8 @@ def bundles(draw: st.DrawFn, *, max_payload: int = 600) -> Bundle:
     blocks: list[CanonicalBlock] = []
     numbers = iter(draw(st.permutations(list(range(2, 12)))))
     if draw(st.booleans()):
-        blocks.append(previous_node_block(draw(eids), number=next(numbers), crc_type=draw(crc_types)))
+        node = draw(st.one_of(ipn_eids, dtn_eids)).node_id
+        blocks.append(previous_node_block(node, number=next(numbers), crc_type=draw(crc_types)))
     if created == 0 or draw(st.booleans()):
         blocks.append(age_block(draw(u64), number=next(numbers), crc_type=draw(crc_types)))
     if draw(st.booleans()):
@@ -99,4 +100,7 @@ def bundles(draw: st.DrawFn, *, max_payload: int = 600) -> Bundle:
         )
     blocks = draw(st.permutations(blocks))
     blocks.append(payload_block(payload, crc_type=draw(crc_types), flags=draw(st.sampled_from([0, 1]))))
+    if source.is_none or flags & BundleFlag.ADMIN_RECORD:
+        # RFC 9171 §4.2.4: no "report if unprocessed" in admin records and anonymous bundles
+        blocks = [b._replace(flags=b.flags & ~int(BlockFlag.REPORT_IF_UNPROCESSED)) for b in blocks]
     return Bundle(primary, tuple(blocks))

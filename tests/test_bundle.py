@@ -131,7 +131,7 @@ def test_every_prefix_is_incomplete(b: Bundle) -> None:
 def test_trailing_bytes(b: Bundle, tail: bytes) -> None:
     enc = encode_bundle(b)
     assert decode_bundle_prefix(enc + tail) == (b, len(enc))
-    with pytest.raises(BundleError, match="trailing bytes"):
+    with pytest.raises(BundleError, match="trailing byte"):
         decode_bundle(enc + tail)
 
 
@@ -219,13 +219,24 @@ def test_non_shortest_integers_are_accepted_and_crc_checked_over_received_bytes(
         decode_bundle(bytes(bad))
 
 
-def test_indefinite_length_payload_string_is_accepted() -> None:
+def test_indefinite_length_data_is_refused() -> None:
+    """RFC 9171 §4.1/§4.3.2: block-type-specific data is one definite-length byte string."""
     primary = _bytes_with_crc(
         [b"\x07", b"\x00", b"\x02", DST.cbor, SRC.cbor, DTN_NONE.cbor, b"\x82\x01\x00", b"\x01"], 2
     )
     payload = _bytes_with_crc([b"\x01", b"\x01", b"\x00", b"\x02", b"\x5f\x41h\x41i\xff"], 2)
-    b = decode_bundle(b"\x9f" + primary + payload + b"\xff")
-    assert b.payload == b"hi"
+    with pytest.raises(BundleError, match="indefinite-length byte string inside a block"):
+        decode_bundle(b"\x9f" + primary + payload + b"\xff")
+
+
+def test_crc_with_a_long_head_is_refused() -> None:
+    """RFC 9171 §4.2.2: the CRC is a byte string of 2 or 4 bytes, head 0x42 or 0x44."""
+    primary = _bytes_with_crc(
+        [b"\x07", b"\x00", b"\x01", DST.cbor, SRC.cbor, DTN_NONE.cbor, b"\x82\x01\x00", b"\x01"], 1
+    )
+    long_head = primary[:-3] + b"\x58\x02" + primary[-2:]  # same value, non-shortest head
+    with pytest.raises(BundleError, match="one-byte head"):
+        decode_bundle(b"\x9f" + long_head + cbor2.dumps([1, 1, 0, 0, b"hi"]) + b"\xff")
 
 
 # --- validity rules -----------------------------------------------------------------------
@@ -297,6 +308,48 @@ RULES: list[tuple[str, bytes, str, int]] = [
     ),
     ("map as block", _raw(P, {1: 2}, PAY), "maps are not allowed", 8),  # type: ignore[arg-type]
     ("float lifetime", _raw([*P[:7], 1.5], PAY), "float", 8),
+    ("empty bundle", b"\x9f\xff", "no primary block", 8),
+    ("primary not an array", _raw(5, PAY), "primary block must be a CBOR array", 8),  # type: ignore[arg-type]
+    ("fragment offset not uint", _raw([7, 1, 0, *P[3:], "x", 11], PAY), "fragment offset", 8),
+    ("total ADU length not uint", _raw([7, 1, 0, *P[3:], 0, -1], PAY), "total application data unit", 8),
+    ("creation time not uint", _raw([*P[:6], ["a", 1], P[7]], PAY), "creation time", 8),
+    ("sequence negative", _raw([*P[:6], [1, -1], P[7]], PAY), "sequence number", 8),
+    ("block crc wrong length", _raw(P, [9, 3, 0, 1, b"", b"\0\0\0"], PAY), "2 bytes", 8),
+    ("block crc with type 0", _raw(P, [9, 3, 0, 0, b"", b"\0\0"], PAY), "CRC type 0 but 6 fields", 8),
+    ("block number not uint", _raw(P, [9, "3", 0, 0, b""], PAY), "block number", 8),
+    ("block flags negative", _raw(P, [9, 3, -1, 0, b""], PAY), "block processing control flags", 8),
+    (
+        "two previous node blocks",
+        _raw(P, [6, 2, 0, 0, b"\x82\x02\x82\x01\x00"], [6, 3, 0, 0, b"\x82\x02\x82\x01\x00"], PAY),
+        "more than one previous node",
+        8,
+    ),
+    (
+        "two hop count blocks",
+        _raw(P, [10, 2, 0, 0, b"\x82\x05\x00"], [10, 3, 0, 0, b"\x82\x05\x00"], PAY),
+        "more than one hop count",
+        8,
+    ),
+    (
+        "report flag in admin record",
+        _raw([7, 2, *P[2:]], [1, 1, 2, 0, b"hi"]),
+        "administrative record (RFC 9171 §4.2.4)",
+        8,
+    ),
+    (
+        "report flag in anonymous bundle",
+        _raw([7, 4, 0, P[3], [1, 0], *P[5:]], [1, 1, 2, 0, b"hi"]),
+        "anonymous bundle (RFC 9171 §4.2.4)",
+        8,
+    ),
+    ("non-singleton source", _raw([7, 0, 0, P[3], [1, "//x/~grp"], *P[5:]], PAY), "not a node ID", 8),
+    ("previous node dtn:none", _raw(P, [6, 2, 0, 0, b"\x82\x01\x00"], PAY), "dtn:none is not a node ID", 8),
+    (
+        "previous node non-singleton",
+        _raw(P, [6, 2, 0, 0, cbor2.dumps([1, "//x/~all"])], PAY),
+        "is not a node ID",
+        8,
+    ),
 ]
 
 

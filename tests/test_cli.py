@@ -145,3 +145,81 @@ def test_help_everywhere() -> None:
     for args in ([], ["bundle"], ["bundle", "encode"], ["bundle", "decode"]):
         r = CliRunner().invoke(main, [*args, "--help"])
         assert r.exit_code == 0 and "Usage:" in r.output
+
+
+def test_created_defaults_to_now() -> None:
+    from proxima.cli import dtn_now_ms
+
+    before = dtn_now_ms()
+    r = run(*ENCODE, "--payload", "x")
+    after = dtn_now_ms()
+    assert before <= decode_bundle(r.stdout).primary.creation_time <= after
+
+
+def test_payload_from_stdin() -> None:
+    r = run(*ENCODE, "--payload-file", "-", stdin=b"\x00\xffphoto")
+    assert r.returncode == 0 and decode_bundle(r.stdout).payload == b"\x00\xffphoto"
+
+
+def test_decode_json_marks_valid_and_text_counts_crcs() -> None:
+    enc = run(*ENCODE, "--payload", "x", "--crc", "none").stdout
+    assert json.loads(run("bundle", "decode", "--json", stdin=enc).stdout)["valid"] is True
+    text = run("bundle", "decode", stdin=enc).stdout.decode()
+    assert "valid; 0 CRCs verified" in text
+
+
+@pytest.mark.parametrize(
+    ("stdin", "args", "message"),
+    [
+        (b"", [], "no bytes"),
+        (None, ["/nonexistent/bundle.bin"], "No such file"),
+    ],
+)
+def test_decode_input_errors(stdin: bytes | None, args: list[str], message: str) -> None:
+    r = run("bundle", "decode", *args, stdin=stdin)
+    assert r.returncode == 1
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_decode_trailing_bytes_and_strict() -> None:
+    enc = run(*ENCODE, "--payload", "x", "--crc", "none").stdout
+    r = run("bundle", "decode", stdin=enc + b"\x00")
+    assert r.returncode == 1 and "1 trailing byte after the end of the bundle" in r.stderr.decode()
+    r = run("bundle", "decode", "--strict", stdin=enc)
+    assert r.returncode == 1 and "no CRC, and no BIB targets the primary block" in r.stderr.decode()
+    assert run("bundle", "decode", "--strict", stdin=run(*ENCODE, "--payload", "x").stdout).returncode == 0
+
+
+def test_decode_describes_security_blocks_and_encrypted_content() -> None:
+    from proxima.bpv7 import EID, Bundle, PrimaryBlock, hop_count_block, payload_block
+    from proxima.bpv7.bpsec import add_bcb
+
+    b = Bundle(
+        PrimaryBlock(EID.parse("ipn:2.1"), EID.parse("ipn:1.1"), creation_time=5, crc_type=2),
+        (hop_count_block(30, 1, number=2), payload_block(b"hello")),
+    )
+    enc = add_bcb(b, [2], bytes(16), bytes(12), security_source=EID.parse("ipn:1.0"), aes_variant=1)
+    r = run("bundle", "decode", "--json", stdin=encode_bundle(enc))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    by_type = {blk["type"]: blk for blk in doc["blocks"]}
+    assert by_type[10]["encrypted"] is True and "hop_limit" not in by_type[10]
+    assert by_type[12]["security"]["targets"] == [2]
+    assert by_type[12]["security"]["context_id"] == 2
+
+
+def test_decode_checks_security_rules() -> None:
+    from proxima.bpv7 import EID, Bundle, CanonicalBlock, PrimaryBlock, payload_block
+
+    b = Bundle(
+        PrimaryBlock(EID.parse("ipn:2.1"), EID.parse("ipn:1.1"), creation_time=5),
+        (CanonicalBlock(12, 2, 0, 0, b"garbage"), payload_block(b"x")),
+    )
+    r = run("bundle", "decode", stdin=encode_bundle(b))
+    assert r.returncode == 1 and "block 2" in r.stderr.decode()
+
+
+def test_out_of_range_integer_option_is_a_usage_error() -> None:
+    r = run(*ENCODE, "--payload", "x", "--age", str(2**64))
+    assert r.returncode == 2 and "Traceback" not in r.stderr.decode()

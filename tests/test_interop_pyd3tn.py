@@ -149,7 +149,8 @@ class Spec:
 @st.composite
 def specs(draw: st.DrawFn, *, unknown_blocks: bool = False) -> Spec:
     payload = draw(st.binary(max_size=2000))
-    source = draw(st.one_of(eids, eids, eids, st.just(DTN_NONE)))
+    node_ids = eids.filter(lambda e: e.is_singleton)
+    source = draw(st.one_of(node_ids, node_ids, node_ids, st.just(DTN_NONE)))
     flags = sum(int(f) for f in draw(st.lists(st.sampled_from(NON_FRAGMENT_FLAGS), unique=True)))
     is_fragment = draw(st.booleans()) and not source.is_none
     if flags & BundleFlag.ADMIN_RECORD:
@@ -180,11 +181,13 @@ def specs(draw: st.DrawFn, *, unknown_blocks: bool = False) -> Spec:
             unique=True,
         )
     )
+    # RFC 9171 §4.2.4: no "report if unprocessed" in admin records and anonymous bundles
+    no_report_mask = ~0x2 if flags & BundleFlag.ADMIN_RECORD or source.is_none else ~0
     exts = []
     for kind, number in zip(draw(st.permutations(kinds)), numbers, strict=True):
         value: object
         if kind == "prev":
-            value = draw(st.one_of(eids, st.just(DTN_NONE)))
+            value = draw(eids).node_id  # RFC 9171 §4.4.1: a node ID
         elif kind == "age":
             value = draw(u64)
         elif kind == "hop":
@@ -192,7 +195,7 @@ def specs(draw: st.DrawFn, *, unknown_blocks: bool = False) -> Spec:
         else:
             block_type = draw(st.integers(13, 1000).filter(lambda t: t not in (1, 6, 7, 10)))
             value = (block_type, draw(st.binary(max_size=64)))
-        exts.append(Ext(kind, number, draw(block_flags), draw(crc_types), value))
+        exts.append(Ext(kind, number, draw(block_flags) & no_report_mask, draw(crc_types), value))
 
     return Spec(
         destination=draw(eids),
@@ -206,7 +209,7 @@ def specs(draw: st.DrawFn, *, unknown_blocks: bool = False) -> Spec:
         fragment_offset=frag_off,
         total_adu_length=total,
         exts=tuple(exts),
-        payload_flags=draw(block_flags),
+        payload_flags=draw(block_flags) & no_report_mask,
         payload_crc_type=draw(crc_types),
         payload=payload,
     )

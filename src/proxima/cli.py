@@ -8,6 +8,7 @@ success, 1 with a one-line ``error: ...`` on stderr when the input or the reques
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from proxima.bpv7 import (
     hop_count_block,
     payload_block,
 )
+from proxima.bpv7.bpsec import check_security
 from proxima.errors import CRCError, LocalError, ProximaError
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ DTN_EPOCH_UNIX: int = 946_684_800
 """2000-01-01T00:00:00Z, the DTN epoch (RFC 9171 §4.2.6), in Unix seconds."""
 
 _CRC_CHOICES = {"none": 0, "16": 1, "32": 2}
+_U64 = (1 << 64) - 1
 
 
 def dtn_now_ms() -> int:
@@ -88,15 +91,19 @@ def bundle() -> None:
 @click.option("--destination", required=True, help="Destination endpoint ID.")
 @click.option("--report-to", default="dtn:none", show_default=True, help="Report-to endpoint ID.")
 @click.option(
-    "--lifetime", type=click.IntRange(min=0), default=86_400, show_default=True, help="Lifetime in seconds."
+    "--lifetime",
+    type=click.IntRange(0, _U64 // 1000),
+    default=86_400,
+    show_default=True,
+    help="Lifetime in seconds.",
 )
 @click.option(
     "--created",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, _U64),
     default=None,
     help="Creation time in DTN ms (since 2000-01-01Z); default now. 0 adds a bundle age block.",
 )
-@click.option("--sequence", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--sequence", type=click.IntRange(0, _U64), default=0, show_default=True)
 @click.option(
     "--crc",
     type=click.Choice(list(_CRC_CHOICES)),
@@ -107,7 +114,7 @@ def bundle() -> None:
 @click.option("--hop-limit", type=click.IntRange(1, 255), default=None, help="Add a hop count block.")
 @click.option(
     "--age",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, _U64),
     default=None,
     help="Add a bundle age block (ms); implied by --created 0.",
 )
@@ -137,7 +144,7 @@ def bundle_encode(
     if (payload is None) == (payload_file is None):
         _fail("give exactly one of --payload and --payload-file", 2)
     if payload is not None:
-        data = payload.encode("utf-8")
+        data = os.fsencode(payload)
     elif payload_file == "-":
         data = sys.stdin.buffer.read()
     else:
@@ -195,19 +202,19 @@ def bundle_decode(file: str, as_hex: bool, as_json: bool, strict: bool) -> None:
             raise LocalError(f"input is not hexadecimal text: {exc}") from exc
     try:
         decoded = decode_bundle(raw, require_primary_crc=strict)
+        check_security(decoded)
     except ProximaError as exc:
         if as_json:
-            crc_ok = not isinstance(exc, CRCError)
             err = {
                 "valid": False,
                 "error": str(exc),
                 "reason": exc.reason,
                 "block": getattr(exc, "block", None),
-                "crc_ok": crc_ok,
+                "crc_ok": False if isinstance(exc, CRCError) else None,
             }
             click.echo(json.dumps(err))
         raise
-    description = bundle_to_json(decoded)
+    description = {"valid": True, **bundle_to_json(decoded)}
     if as_json:
         click.echo(json.dumps(description))
         return
@@ -224,4 +231,5 @@ def bundle_decode(file: str, as_hex: bool, as_json: bool, strict: bool) -> None:
             f"  block {b['number']}: type {b['type']} ({b['type_name']}), flags 0x{b['flags']:x}, "
             f"CRC type {b['crc_type']}, {b['length']} bytes"
         )
-    click.echo("  CRCs verified")
+    with_crc = int(p["crc_type"] != 0) + sum(1 for b in description["blocks"] if b["crc_type"])
+    click.echo(f"  valid; {with_crc} CRC{'s' if with_crc != 1 else ''} verified")

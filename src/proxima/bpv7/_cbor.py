@@ -74,10 +74,13 @@ def text(s: str) -> bytes:
 _MAX_DEPTH: Final = 16
 
 
-def skip(data: bytes | memoryview, pos: int, *, what: str = "item", depth: int = 0) -> int:
+def skip(
+    data: bytes | memoryview, pos: int, *, what: str = "item", depth: int = 0, definite: bool = False
+) -> int:
     """Return the offset just past the CBOR item starting at ``pos``.
 
-    Accepts the major types bundles may hold (integers, byte and text strings, arrays, the
+    With ``definite``, indefinite-length strings and arrays are refused too. Accepts the
+    major types bundles may hold (integers, byte and text strings, arrays, the
     simple values false/true/null/undefined, and the indefinite-length byte/text strings and
     arrays); rejects tags, maps and floats, which no bundle field uses, with a
     :class:`ProtocolError`. Raises :class:`Incomplete` when ``data`` ends inside the item.
@@ -97,6 +100,11 @@ def skip(data: bytes | memoryview, pos: int, *, what: str = "item", depth: int =
         arg = int.from_bytes(data[pos : pos + size], "big")
         pos += size
     elif info == 31 and major in (2, 3, 4, 7):
+        if definite and major != 7:
+            raise ProtocolError(
+                f"{what}: indefinite-length {('byte string', 'text string', 'array')[major - 2]} "
+                "inside a block (RFC 9171 §4.1 asks for definite lengths)"
+            )
         arg = -1
     else:
         raise ProtocolError(f"{what}: reserved CBOR additional information {info} (byte 0x{ib:02x})")
@@ -114,20 +122,20 @@ def skip(data: bytes | memoryview, pos: int, *, what: str = "item", depth: int =
                 return pos + 1
             if data[pos] >> 5 != major or data[pos] & 0x1F == 31:
                 raise ProtocolError(f"{what}: bad chunk in an indefinite-length string")
-            pos = skip(data, pos, what=what, depth=depth)
+            pos = skip(data, pos, what=what, depth=depth, definite=definite)
     if major == 4:
         if depth >= _MAX_DEPTH:
             raise ProtocolError(f"{what}: arrays nested more than {_MAX_DEPTH} deep")
         if arg >= 0:
             for _ in range(arg):
-                pos = skip(data, pos, what=what, depth=depth + 1)
+                pos = skip(data, pos, what=what, depth=depth + 1, definite=definite)
             return pos
         while True:
             if pos >= end:
                 raise Incomplete(f"input ends inside {what}")
             if data[pos] == 0xFF:
                 return pos + 1
-            pos = skip(data, pos, what=what, depth=depth + 1)
+            pos = skip(data, pos, what=what, depth=depth + 1, definite=definite)
     if major == 7:
         if info < 24 and 20 <= info <= 23:
             return pos

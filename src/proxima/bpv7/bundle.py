@@ -29,6 +29,7 @@ from proxima.errors import (
     InvalidEndpointID,
     LocalError,
     ProtocolError,
+    ProximaError,
 )
 
 if TYPE_CHECKING:
@@ -280,13 +281,20 @@ def decode_block_data(block: CanonicalBlock) -> object:
     if t == BlockType.PREVIOUS_NODE:
         value = _loads_exact(block.data, f"previous node block {block.number}")
         try:
-            return eid_from_cbor(value)
+            node = eid_from_cbor(value)
         except InvalidEndpointID as exc:
             raise BundleError(
                 f"previous node block {block.number}: {exc}",
                 reason=Reason.BLOCK_UNINTELLIGIBLE,
                 block=block.number,
             ) from exc
+        if not node.is_singleton:
+            raise BundleError(
+                f"previous node block {block.number}: {node} is not a node ID (RFC 9171 §4.4.1)",
+                reason=Reason.BLOCK_UNINTELLIGIBLE,
+                block=block.number,
+            )
+        return node
     if t == BlockType.BUNDLE_AGE:
         value = _loads_exact(block.data, f"bundle age block {block.number}")
         if type(value) is not int or not 0 <= value <= _U64_MAX:
@@ -458,7 +466,12 @@ def _rules(
     p: PrimaryBlock, blocks: Sequence[CanonicalBlock], require_primary_crc: int
 ) -> tuple[str, int, int | None] | None:
     """The RFC 9171 §4 rules, for fields already known to be of the right types."""
-    if p.flags & 0x3 or p.source.is_none or p.fragment_offset is not None or p.total_adu_length is not None:
+    if (
+        p.flags & 0x3
+        or not p.source.is_singleton
+        or p.fragment_offset is not None
+        or p.total_adu_length is not None
+    ):
         v = _flag_violation(p)
         if v is not None:
             return v
@@ -477,8 +490,16 @@ def _block_rules(
     seen = 0  # bit 0: previous node, bit 1: bundle age, bit 2: hop count
     bib_on_primary = False
     last = len(blocks) - 1
+    no_reports = bool(p.flags & 0x2) or p.source.is_none
     for i, b in enumerate(blocks):
         t, n = b[0], b[1]
+        if no_reports and b[2] & 0x2:
+            return (
+                f"block {n}: 'report if block cannot be processed' must be clear in an "
+                f"{'administrative record' if p.flags & 0x2 else 'anonymous bundle'} (RFC 9171 §4.2.4)",
+                bad,
+                n,
+            )
         if n in numbers or n == 0:
             if n == 0:
                 return (f"block #{i} (type {t}): block number 0 is reserved for the primary block", bad, 0)
@@ -588,6 +609,13 @@ def _flag_violation(p: PrimaryBlock) -> tuple[str, int, int | None] | None:
 def _source_flag_violation(flags: int, source: EID) -> tuple[str, int, int | None] | None:
     """The bundle-flag rules of RFC 9171 §4.2.3 that depend on the flags and the source only."""
     bad = _BAD
+    if not source.is_none and not source.is_singleton:
+        return (
+            f"primary block: the source {source} is not a node ID: a dtn demux starting with '~' "
+            "names a non-singleton endpoint (RFC 9171 §4.2.5.2)",
+            bad,
+            0,
+        )
     if source.is_none:
         if not flags & 0x4:  # BundleFlag.MUST_NOT_FRAGMENT
             return (
@@ -669,6 +697,8 @@ def _uint_long(v: int) -> bytes:
 # bundle-flag rules that depend on those fields alone hold; keyed by (flags, CRC type, EIDs).
 _PRIMARY_PREFIXES: dict[tuple[int, int, bytes, bytes, bytes], tuple[bytes, bool]] = {}
 _CACHE_MAX: Final = 4096
+_CACHED_EID_MAX_BYTES: Final = 256
+"""Caches keep only endpoint IDs this short, so a peer's huge EIDs cannot pin memory."""
 
 
 def _primary_fast(p: PrimaryBlock) -> tuple[bytes, bool] | None:
@@ -701,14 +731,16 @@ def _primary_fast(p: PrimaryBlock) -> tuple[bytes, bool] | None:
     key = (flags, crc_type, dst._cbor, src._cbor, rpt._cbor)
     entry = _PRIMARY_PREFIXES.get(key)
     if entry is None:
+        cacheable = len(key[2]) + len(key[3]) + len(key[4]) <= 3 * _CACHED_EID_MAX_BYTES
         fields = (10 if flags & 1 else 8) + (1 if crc_type else 0)
         entry = (
             b"".join((_cbor.array_head(fields), b"\x07", _uint(flags), _U[crc_type], *key[2:])),
-            _source_flag_violation(flags, src) is None,
+            _source_flag_violation(flags, src) is None and not (flags & 0x2 or src.is_none),
         )
-        if len(_PRIMARY_PREFIXES) >= _CACHE_MAX:
-            _PRIMARY_PREFIXES.clear()
-        _PRIMARY_PREFIXES[key] = entry
+        if cacheable:
+            if len(_PRIMARY_PREFIXES) >= _CACHE_MAX:
+                _PRIMARY_PREFIXES.clear()
+            _PRIMARY_PREFIXES[key] = entry
     if flags & 1:
         if type(off) is not int or type(tot) is not int:
             return None
@@ -956,7 +988,7 @@ def _eid(value: object, field: str) -> EID:
     except InvalidEndpointID as exc:
         reason = Reason.DESTINATION_EID_UNINTELLIGIBLE if field == "destination" else _BAD
         raise BundleError(f"primary block: {field}: {exc}", reason=reason, block=0) from exc
-    if key is not None:
+    if key is not None and len(eid.cbor) <= _CACHED_EID_MAX_BYTES:
         if len(_EID_CACHE) >= _EID_CACHE_MAX:
             _EID_CACHE.clear()
         _EID_CACHE[key] = eid
@@ -1082,7 +1114,10 @@ def decode_bundle(
         data = _check_start(data)
     bundle, end = _decode(data, _mode(require_primary_crc, require_age_block))
     if end != len(data):
-        raise BundleError(f"{len(data) - end} trailing bytes after the end of the bundle", reason=_BAD)
+        extra = len(data) - end
+        raise BundleError(
+            f"{extra} trailing byte{'s' if extra > 1 else ''} after the end of the bundle", reason=_BAD
+        )
     return bundle
 
 
@@ -1165,7 +1200,9 @@ def _scan(data: bytes, count: int) -> list[tuple[int, int]]:
         ends = []
         pos = 1
         for i in range(count):
-            nxt = _cbor.skip(data, pos, what="the primary block" if i == 0 else f"block #{i}")
+            nxt = _cbor.skip(
+                data, pos, what="the primary block" if i == 0 else f"block #{i}", definite=True
+            )
             ends.append((pos, nxt))
             pos = nxt
     except ProtocolError as exc:
@@ -1198,6 +1235,13 @@ def _check_crcs_slow(
         if value is None:
             continue
         n = len(value)
+        if data[stop - n - 1] != (0x42 if n == 2 else 0x44):
+            raise BundleError(
+                f"{what}: the CRC must be a byte string with a one-byte head (0x42 or 0x44), "
+                f"not 0x{data[stop - n - 1]:02x} (RFC 9171 §4.2.2)",
+                reason=_BAD,
+                block=number,
+            )
         prefix = data[start : stop - n]
         if crc_type == 1:
             got = crc16_x25(b"\x00\x00", crc16_x25(prefix)).to_bytes(2, "big")
@@ -1331,7 +1375,15 @@ def _learn_primary_prefix(data: bytes) -> tuple[int, _PrefixEntry]:
     dst, p = _eid_at(data, p + 1)
     src, p = _eid_at(data, p)
     rpt, p = _eid_at(data, p)
-    entry = (n, flags, crc_type, dst, src, rpt, _source_flag_violation(flags, src) is None)
+    entry = (
+        n,
+        flags,
+        crc_type,
+        dst,
+        src,
+        rpt,
+        _source_flag_violation(flags, src) is None and not (flags & 0x2 or src.is_none),
+    )
     if p <= _PREFIX_CACHED_MAX_LEN:
         if len(_PRIMARY_PREFIX_OF) >= _CACHE_MAX:
             _PRIMARY_PREFIX_OF.clear()
@@ -1519,10 +1571,39 @@ def _decode(data: bytes, require_primary_crc: int) -> tuple[Bundle, int]:
     return bundle, end
 
 
+def _json_value(v: object) -> object:
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, tuple | list):
+        return [_json_value(x) for x in v]
+    return v
+
+
+def _asb_to_json(block: CanonicalBlock) -> dict[str, Any]:
+    """A BIB's or BCB's abstract security block, for people and scripts to read."""
+    from proxima.bpv7.bpsec import decode_asb  # bpsec builds on this module
+
+    try:
+        asb = decode_asb(block.data, block=block.number)
+    except ProximaError as exc:
+        return {"error": str(exc)}
+    return {
+        "targets": list(asb.targets),
+        "context_id": asb.context_id,
+        "context_flags": asb.context_flags,
+        "source": str(asb.source),
+        "parameters": None
+        if asb.parameters is None
+        else [[pid, _json_value(v)] for pid, v in asb.parameters],
+        "results": [[[rid, _json_value(v)] for rid, v in per_target] for per_target in asb.results],
+    }
+
+
 def bundle_to_json(bundle: Bundle, *, crc_ok: bool = True) -> dict[str, Any]:
     """A JSON-ready description of a bundle: ``primary``, ``blocks``, ``payload_length``, ``crc_ok``."""
     p = bundle.primary
     blocks: list[dict[str, Any]] = []
+    encrypted = _bcb_targets(bundle.blocks)
     for b in bundle.blocks:
         entry: dict[str, Any] = {
             "type": b.type,
@@ -1532,7 +1613,13 @@ def bundle_to_json(bundle: Bundle, *, crc_ok: bool = True) -> dict[str, Any]:
             "crc_type": b.crc_type,
             "length": len(b.data),
         }
-        if b.type in (BlockType.PREVIOUS_NODE, BlockType.BUNDLE_AGE, BlockType.HOP_COUNT):
+        if b.number in encrypted:
+            entry["encrypted"] = True
+            entry["data_hex"] = b.data.hex()
+        elif b.type in (BlockType.BIB, BlockType.BCB):
+            entry["data_hex"] = b.data.hex()
+            entry["security"] = _asb_to_json(b)
+        elif b.type in (BlockType.PREVIOUS_NODE, BlockType.BUNDLE_AGE, BlockType.HOP_COUNT):
             content = decode_block_data(b)
             if b.type == BlockType.PREVIOUS_NODE:
                 entry["previous_node"] = str(content)
