@@ -198,6 +198,27 @@ def test_non_canonical_encoding_is_accepted() -> None:
     assert encode_admin_record(decode_admin_record(loose)) == canonical
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [[[False]], [[True, 7]], [[True], [False], [True, 1]], [5], ["future", b"x", [1, [2]], None]],
+    ids=["one false", "one timed", "three items", "an int", "anything"],
+)
+def test_status_information_may_hold_more_than_four_items(extra: list[object]) -> None:
+    # RFC 9171 §6.1.1: the bundle status information is "a CBOR array of at least 4 elements".
+    # The first four are decoded; the rest (future status assertions) are ignored.
+    canonical = record(good_report_value())
+    longer = good_report_value()
+    info = longer[0]
+    assert isinstance(info, list)
+    longer[0] = [*info, *extra]
+    r = decode_admin_record(record(longer))
+    assert r == decode_admin_record(canonical)
+    assert encode_admin_record(r) == canonical
+    frag = decode_admin_record(record([*longer, 10, 20]))
+    assert isinstance(frag, StatusReport)
+    assert (frag.received, frag.fragment_offset, frag.fragment_length) == (StatusItem(True, 5), 10, 20)
+
+
 # ---------------------------------------------------------------------------------------------
 # Unknown record types.
 
@@ -319,9 +340,10 @@ RULES: list[tuple[str, bytes, str]] = [
     ("report 3 items", record(good_report_value()[:3]), "has 3 items; it must have 4, or 6"),
     ("report 5 items", record([*good_report_value(), 1]), "has 5 items"),
     ("report 7 items", record([*good_report_value(), 1, 2, 3]), "has 7 items"),
-    ("info not array", with_field(0, 5), "array of 4 status items"),
-    ("info 3 items", with_field(0, [[False]] * 3), "array of 4 status items"),
-    ("info 5 items", with_field(0, [[False]] * 5), "array of 4 status items"),
+    ("info not array", with_field(0, 5), "array of at least 4 status items"),
+    ("info 3 items", with_field(0, [[False]] * 3), "array of at least 4 status items"),
+    ("info empty", with_field(0, []), "array of at least 4 status items"),
+    ("info 5th item bad CBOR kind", with_field(0, [[False]] * 4 + [{1: 2}]), "maps are not allowed"),
     ("item not array", with_item(0, True), "'received' status item must be"),
     ("item empty", with_item(1, []), "'forwarded' status item must be"),
     ("item 3 long", with_item(2, [True, 1, 2]), "'delivered' status item must be"),

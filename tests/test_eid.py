@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cbor2
 import pytest
 from hypothesis import given
@@ -82,10 +84,70 @@ def test_properties() -> None:
     assert not DtnEID("//iss/~all").is_singleton
     assert IpnEID(5, 7).node_id == IpnEID(5, 0)
     with pytest.raises(AttributeError):
-        d.ssp = "//x/"  # type: ignore[misc]
+        d.ssp = "//x/"
 
 
 @given(eids)
 def test_round_trips(eid: EID) -> None:
     assert EID.parse(str(eid)) == eid
     assert eid_from_cbor(cbor2.loads(eid.cbor)) == eid
+
+
+HUGE = 10**5000  # str() and repr() of it raise ValueError (Python's int digit limit)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ipn:" + "1" * 5000 + ".1",
+        "ipn:1." + "1" * 5000,
+        "ipn:" + "9" * 21 + ".1",
+        "ipn:1." + "1" * 21,
+    ],
+    ids=["node 5000 digits", "service 5000 digits", "node 21 digits", "service 21 digits"],
+)
+def test_overlong_ipn_numbers_are_named(text: str) -> None:
+    with pytest.raises(InvalidEndpointID, match=r"more than 20 digits \(at most 2\^64-1\)") as info:
+        EID.parse(text)
+    assert len(str(info.value)) < 250
+
+
+def test_twenty_digit_ipn_numbers_are_range_checked() -> None:
+    assert EID.parse(f"ipn:{2**64 - 1}.0") == IpnEID(2**64 - 1, 0)
+    with pytest.raises(InvalidEndpointID, match=r"2\^64-1, not 99999999999999999999"):
+        EID.parse("ipn:" + "9" * 20 + ".0")
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ([2, [HUGE, 1]], "out of range: [<integer of 16610 bits>, 1]"),
+        ([2, [1, -HUGE]], "out of range: [1, <negative integer of 16610 bits>]"),
+        ([1, HUGE], "must be 0 (dtn:none), not <integer of 16610 bits>"),
+        ([HUGE, 0], "unknown endpoint ID scheme code <integer of 16610 bits>"),
+        (HUGE, "2-element array, not <integer of 16610 bits>"),
+        ([[[[[[[[[[1]]]]]]]]], 0], "unknown endpoint ID scheme code [[[[...]]]]"),
+        (list(range(1000)), "2-element array, not [0, 1, 2, 3, ...]"),
+        ([1, "x" * 5000], "malformed dtn endpoint ID 'dtn:xxxx"),
+    ],
+    ids=["ipn node", "ipn service", "dtn ssp", "scheme", "value", "deep", "long list", "long text"],
+)
+def test_hostile_values_give_short_clear_errors(value: object, fragment: str) -> None:
+    with pytest.raises(InvalidEndpointID) as info:
+        eid_from_cbor(value)
+    assert fragment in str(info.value)
+    assert len(str(info.value)) < 250
+
+
+def test_hostile_constructor_arguments() -> None:
+    with pytest.raises(InvalidEndpointID, match="not <integer of 16610 bits>"):
+        IpnEID(HUGE, 0)
+    with pytest.raises(InvalidEndpointID, match="must be text, not <integer of 16610 bits>"):
+        DtnEID(HUGE)  # type: ignore[arg-type]
+    deep: list[object] = []
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(InvalidEndpointID, match=re.escape("must be text, not [[[[...]]]]")):
+        DtnEID(deep)  # type: ignore[arg-type]
+    with pytest.raises(InvalidEndpointID, match=r"\(5006 characters\): expected dtn://NODE/DEMUX"):
+        EID.parse("dtn:" + "x" * 5002)

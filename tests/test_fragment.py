@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from hypothesis import assume, given, settings
@@ -79,6 +80,9 @@ def bundles(draw: st.DrawFn, max_payload: int = 400) -> Bundle:
     )
     payload = draw(st.binary(min_size=2, max_size=max_payload))
     pb = payload_block(payload, flags=draw(st.sampled_from([0, 0x1])), crc_type=draw(crc_types))
+    if flags & BundleFlag.ADMIN_RECORD:
+        # RFC 9171 §4.2.4: no "report if block cannot be processed" in an administrative record.
+        blocks = [b._replace(flags=b.flags & ~int(BlockFlag.REPORT_IF_UNPROCESSED)) for b in blocks]
     return Bundle(primary, (*blocks, pb))
 
 
@@ -307,6 +311,22 @@ def test_fragment_to_fit_refuses_a_budget_too_small() -> None:
         fragment_to_fit(original, 1.5)  # type: ignore[arg-type]
 
 
+def test_fragment_to_fit_refuses_an_empty_payload_that_does_not_fit() -> None:
+    # Nothing to split: returning [] would silently lose the bundle.
+    original = Bundle(PrimaryBlock(EID.parse("ipn:2.1"), EID.parse("ipn:1.1"), creation_time=5),
+                      (CanonicalBlock(200, 2, 0, 0, b"x" * 100), payload_block(b"")))
+    size = len(encode_bundle(original))
+    with pytest.raises(LocalError, match=re.escape(f"takes {size} bytes, more than the budget of 50")) as e:
+        fragment_to_fit(original, 50)
+    assert "payload is empty" in str(e.value)
+    assert fragment_to_fit(original, size) == [original]
+    # The same for a fragment whose own piece of the ADU is empty.
+    piece = original._replace(primary=original.primary._replace(
+        flags=IS_FRAGMENT, fragment_offset=3, total_adu_length=10))
+    with pytest.raises(LocalError, match="payload is empty"):
+        fragment_to_fit(piece, 50)
+
+
 def test_fragment_bundle_refusals() -> None:
     original = Bundle(PrimaryBlock(EID.parse("ipn:2.1"), EID.parse("ipn:1.1"), creation_time=5),
                       (payload_block(b"abcdef"),))
@@ -409,3 +429,87 @@ def test_received_fragments_round_trip_the_wire(original: Bundle, data: st.DataO
     wire = [decode_bundle(encode_bundle(f)) for f in data.draw(st.permutations(fragments))]
     assert reassemble(wire) == original
     assert decode_bundle(encode_bundle(reassemble(wire))) == original
+
+
+PRIMARY_CHANGES: list[tuple[str, Callable[[PrimaryBlock], PrimaryBlock], str]] = [
+    ("destination", lambda p: p._replace(destination=EID.parse("ipn:9.1")),
+     "destination EID ipn:9.1, but earlier fragments of the same bundle gave ipn:2.1"),
+    ("report-to", lambda p: p._replace(report_to=EID.parse("ipn:1.0")),
+     "report-to EID ipn:1.0, but earlier fragments of the same bundle gave dtn:none"),
+    ("lifetime", lambda p: p._replace(lifetime=1000),
+     "lifetime 1000, but earlier fragments of the same bundle gave 86400000"),
+    ("flags", lambda p: p._replace(flags=IS_FRAGMENT | int(BundleFlag.REPORT_DELIVERY)),
+     "bundle processing control flags 0x20000 (IS_FRAGMENT aside), but earlier fragments of the "
+     "same bundle gave 0x0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [c[1:] for c in PRIMARY_CHANGES], ids=[c[0] for c in PRIMARY_CHANGES]
+)
+def test_fragments_must_agree_on_the_primary_block(
+    change: Callable[[PrimaryBlock], PrimaryBlock], message: str
+) -> None:
+    original, f = sample()
+    odd = f[2]._replace(primary=change(f[2].primary))
+    r = Reassembler()
+    assert r.add(f[0]) is None
+    with pytest.raises(BundleError, match=re.escape("fragment at offset 60 gives " + message)) as e:
+        r.add(odd)
+    assert (e.value.reason, e.value.block) == (BAD, 0)
+    # The fragment was refused; what was received before is kept and the bundle completes.
+    assert r.received_bytes(fragment_key(original)) == 30
+    assert [r.add(x) for x in (f[1], f[2])] == [None, None]
+    assert r.add(f[3]) == original
+    # The first fragment received sets the reference, whatever its offset; reassemble() too.
+    with pytest.raises(BundleError, match=re.escape("fragment at offset 0 gives")):
+        reassemble([odd, *f])
+    with pytest.raises(BundleError, match=re.escape(message)):
+        reassemble([*f[:2], odd, f[3]])
+
+
+def test_fragments_may_differ_in_crc_type() -> None:
+    original, f = sample()
+    recoded = [
+        x._replace(primary=x.primary._replace(crc_type=c)) for x, c in zip(f, [0, 1, 2, 1], strict=True)
+    ]
+    assert reassemble(recoded[::-1]).primary.crc_type == 0  # the offset-0 fragment's primary
+    assert reassemble(recoded) == original._replace(primary=original.primary._replace(crc_type=0))
+
+
+def test_max_pending() -> None:
+    a, fa = sample()
+    b = Bundle(a.primary._replace(sequence=2), (payload_block(b"b" * 20),))
+    c = Bundle(a.primary._replace(sequence=3), (payload_block(b"c" * 20),))
+    fb = fragment_bundle(b, 7)
+    whole_c = Bundle(c.primary._replace(flags=IS_FRAGMENT, fragment_offset=0, total_adu_length=20), c.blocks)
+    r = Reassembler(max_pending=1)
+    assert r.add(fa[0]) is None
+    with pytest.raises(BundleError, match=re.escape("would start partial bundle number 2; at most 1")) as e:
+        r.add(fb[0])
+    assert (e.value.reason, e.value.block) == (Reason.DEPLETED_STORAGE, 0)
+    assert list(r) == [fragment_key(a)]  # nothing evicted, nothing of b kept
+    # A fragment that completes its bundle on its own is never held, so it is not refused.
+    done = r.add(whole_c)
+    assert done == c
+    assert [r.add(x) for x in fa[1:]] == [None, None, a]
+    assert len(r) == 0
+    assert [r.add(x) for x in fb] == [None, None, b]
+    # Invalid fragments are refused for what is wrong with them, not for the limit.
+    r.add(fa[0])
+    with pytest.raises(BundleError, match="ends past the total ADU length"):
+        r.add(fb[0]._replace(primary=fb[0].primary._replace(fragment_offset=19)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_pending": 0}, "max_pending must be None or an integer of at least 1, not 0"),
+        ({"max_pending": True}, "max_pending must be"),
+        ({"max_pending": 2.0}, "max_pending must be"),
+        ({"max_adu_length": -1}, "max_adu_length must be None or an integer of at least 0, not -1"),
+    ],
+)
+def test_reassembler_limits_are_checked(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(LocalError, match=re.escape(message)):
+        Reassembler(**kwargs)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ An administrative record is the payload of a bundle whose ADMIN_RECORD flag is s
 array ``[record type code, record content]``. Record type 1 is the bundle status report
 (§6.1.1)::
 
-    [ [received, forwarded, delivered, deleted],   each item [true, time] / [true] / [false]
+    [ [received, forwarded, delivered, deleted, ...],   each item [true, time] / [true] / [false]
       reason code,
       subject source EID,
       [subject creation time, subject sequence number],
@@ -13,6 +13,8 @@ array ``[record type code, record content]``. Record type 1 is the bundle status
 :func:`encode_admin_record` writes the deterministic (shortest-form, definite-length) encoding.
 :func:`decode_admin_record` accepts any well-formed encoding, checks every field strictly and
 raises :class:`BundleError` (reason "block unintelligible", block 1) naming the field at fault.
+The status information array may hold more than the four items (RFC 9171 §6.1.1 says "at least
+four"): the first four are decoded, the rest ignored, so such a report re-encodes with four.
 Records of any other type decode to :class:`UnknownAdminRecord`, which keeps the content's
 bytes as received so that they can be relayed or logged.
 """
@@ -358,13 +360,17 @@ def _decode_status_report(content: bytes) -> StatusReport:
     if len(v) not in (4, 6):
         raise _err(f"status report has {len(v)} items; it must have 4, or 6 when the subject is a fragment")
     info = v[0]
-    if type(info) is not list or len(info) != 4:
+    # RFC 9171 §6.1.1: "a CBOR array of at least 4 elements"; the first four are the received,
+    # forwarded, delivered and deleted items. Later elements (status assertions a future
+    # revision may define) are ignored; like the rest of the report they must be well-formed
+    # CBOR of the kinds bundles use (checked by _cbor.skip above).
+    if type(info) is not list or len(info) < 4:
         raise _err(
-            "status report: the bundle status information must be an array of 4 status items "
-            "(received, forwarded, delivered, deleted)"
+            "status report: the bundle status information must be an array of at least 4 status "
+            "items (received, forwarded, delivered, deleted)"
         )
     received, forwarded, delivered, deleted = (
-        _decode_item(x, n) for x, n in zip(info, _ITEM_NAMES, strict=True)
+        _decode_item(x, n) for x, n in zip(info[:4], _ITEM_NAMES, strict=True)
     )
     reason = _uint(v[1], "the reason code")
     try:

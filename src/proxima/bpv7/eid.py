@@ -8,6 +8,7 @@ canonically; the encoded CBOR bytes are computed once and kept on the object.
 from __future__ import annotations
 
 import re
+import reprlib
 from typing import Any, Final
 
 from proxima.bpv7 import _cbor
@@ -23,7 +24,46 @@ _U64_MAX: Final = (1 << 64) - 1
 # sequence of VCHAR (may be empty). A '~' first in the demux marks a non-singleton endpoint.
 _NODE_NAME = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=%]+")
 _VCHARS = re.compile(r"[\x21-\x7e]*")
-_IPN_TEXT = re.compile(r"ipn:(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+# 2^64-1 has 20 decimal digits: longer numbers are refused before int() sees them (which would
+# raise a plain ValueError past Python's int digit limit, and waste time well before it).
+_IPN_TEXT = re.compile(r"ipn:(0|[1-9][0-9]{0,19})\.(0|[1-9][0-9]{0,19})")
+_TOO_MANY_DIGITS = re.compile(r"[0-9]{21}")
+_MAX_SHOWN: Final = 80
+
+
+class _SafeRepr(reprlib.Repr):
+    """A bounded ``repr`` for error messages about untrusted values: never raises, never huge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxlist = self.maxtuple = self.maxdict = 4
+        self.maxstring = self.maxother = 40
+        self.maxlong = 30
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:  # repr() of a big enough int raises ValueError; say what it is
+            return f"<{'negative ' if x < 0 else ''}integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_SAFE_REPR: Final = _SafeRepr()
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A short ``repr`` of any value for an error message; never raises."""
+    try:
+        text = _SAFE_REPR.repr(value)
+    except Exception:  # a value's own __repr__ may fail; the message must not
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(text: str) -> str:
+    """``text`` quoted for an error message, shortened when very long."""
+    if len(text) <= _MAX_SHOWN:
+        return repr(text)
+    return f"{text[:_MAX_SHOWN]!r}... ({len(text)} characters)"
 
 
 class EID:
@@ -71,17 +111,22 @@ class EID:
         if text.startswith("ipn:"):
             m = _IPN_TEXT.fullmatch(text)
             if m is None:
+                if _TOO_MANY_DIGITS.search(text):
+                    raise InvalidEndpointID(
+                        f"malformed ipn endpoint ID {_clip(text)}: a node or service number has "
+                        "more than 20 digits (at most 2^64-1)"
+                    )
                 raise InvalidEndpointID(
-                    f"malformed ipn endpoint ID {text!r}: expected ipn:NODE.SERVICE with decimal "
+                    f"malformed ipn endpoint ID {_clip(text)}: expected ipn:NODE.SERVICE with decimal "
                     "numbers and no leading zeros"
                 )
             return IpnEID(int(m.group(1)), int(m.group(2)))
         scheme = text.split(":", 1)[0] if ":" in text else ""
         if scheme:
             raise InvalidEndpointID(
-                f"unsupported endpoint ID scheme {scheme!r} in {text!r} (only dtn: and ipn:)"
+                f"unsupported endpoint ID scheme {_clip(scheme)} in {_clip(text)} (only dtn: and ipn:)"
             )
-        raise InvalidEndpointID(f"endpoint ID {text!r} has no scheme (expected dtn: or ipn:)")
+        raise InvalidEndpointID(f"endpoint ID {_clip(text)} has no scheme (expected dtn: or ipn:)")
 
     def __str__(self) -> str:
         return self._text
@@ -113,7 +158,7 @@ class DtnEID(EID):
             text, cbor = "dtn:none", b"\x82\x01\x00"
         else:
             if not isinstance(ssp, str):
-                raise InvalidEndpointID(f"dtn scheme-specific part must be text, not {ssp!r}")
+                raise InvalidEndpointID(f"dtn scheme-specific part must be text, not {_show(ssp)}")
             _check_dtn_ssp(ssp)
             text = "dtn:" + ssp
             cbor = b"\x82\x01" + _cbor.text(ssp)
@@ -164,7 +209,7 @@ class IpnEID(EID):
     def __init__(self, node: int, service: int) -> None:
         for name, v in (("node", node), ("service", service)):
             if type(v) is not int or not 0 <= v <= _U64_MAX:
-                raise InvalidEndpointID(f"ipn {name} number must be an integer 0..2^64-1, not {v!r}")
+                raise InvalidEndpointID(f"ipn {name} number must be an integer 0..2^64-1, not {_show(v)}")
         object.__setattr__(self, "node", node)
         object.__setattr__(self, "service", service)
         object.__setattr__(self, "_text", f"ipn:{node}.{service}")
@@ -181,22 +226,22 @@ class IpnEID(EID):
 def _check_dtn_ssp(ssp: str) -> None:
     if not ssp.startswith("//"):
         raise InvalidEndpointID(
-            f"malformed dtn endpoint ID 'dtn:{ssp}': expected dtn://NODE/DEMUX or dtn:none"
+            f"malformed dtn endpoint ID {_clip('dtn:' + ssp)}: expected dtn://NODE/DEMUX or dtn:none"
         )
     rest = ssp[2:]
     if "/" not in rest:
         raise InvalidEndpointID(
-            f"malformed dtn endpoint ID 'dtn:{ssp}': the node name must be followed by '/'"
+            f"malformed dtn endpoint ID {_clip('dtn:' + ssp)}: the node name must be followed by '/'"
         )
     node, demux = rest.split("/", 1)
     if not _NODE_NAME.fullmatch(node):
         raise InvalidEndpointID(
-            f"malformed dtn endpoint ID 'dtn:{ssp}': bad node name {node!r} "
+            f"malformed dtn endpoint ID {_clip('dtn:' + ssp)}: bad node name {_clip(node)} "
             "(letters, digits and -._~!$&'()*+,;=% only, at least one)"
         )
     if not _VCHARS.fullmatch(demux):
         raise InvalidEndpointID(
-            f"malformed dtn endpoint ID 'dtn:{ssp}': the demux may hold visible ASCII only"
+            f"malformed dtn endpoint ID {_clip('dtn:' + ssp)}: the demux may hold visible ASCII only"
         )
 
 
@@ -210,23 +255,25 @@ def eid_from_cbor(value: object) -> EID:
     translate it into a remote error.
     """
     if type(value) is not list or len(value) != 2:
-        raise InvalidEndpointID(f"an endpoint ID must be a 2-element array, not {value!r:.60}")
+        raise InvalidEndpointID(f"an endpoint ID must be a 2-element array, not {_show(value)}")
     scheme, ssp = value
-    if scheme == SCHEME_IPN and type(scheme) is int:
+    if type(scheme) is int and scheme == SCHEME_IPN:
         if type(ssp) is not list or len(ssp) != 2:
-            raise InvalidEndpointID(f"ipn scheme-specific part must be [node, service], not {ssp!r:.60}")
+            raise InvalidEndpointID(f"ipn scheme-specific part must be [node, service], not {_show(ssp)}")
         node, service = ssp
         if type(node) is not int or type(service) is not int:
-            raise InvalidEndpointID(f"ipn node and service must be integers, not {ssp!r:.60}")
+            raise InvalidEndpointID(f"ipn node and service must be integers, not {_show(ssp)}")
         if node < 0 or service < 0 or node > _U64_MAX or service > _U64_MAX:
-            raise InvalidEndpointID(f"ipn numbers out of range: {ssp!r:.60}")
+            raise InvalidEndpointID(f"ipn numbers out of range: {_show(ssp)}")
         return IpnEID(node, service)
-    if scheme == SCHEME_DTN and type(scheme) is int:
+    if type(scheme) is int and scheme == SCHEME_DTN:
         if type(ssp) is int:
             if ssp != 0:
-                raise InvalidEndpointID(f"dtn scheme-specific part integer must be 0 (dtn:none), not {ssp}")
+                raise InvalidEndpointID(
+                    f"dtn scheme-specific part integer must be 0 (dtn:none), not {_show(ssp)}"
+                )
             return DTN_NONE
         if type(ssp) is not str:
-            raise InvalidEndpointID(f"dtn scheme-specific part must be text or 0, not {ssp!r:.60}")
+            raise InvalidEndpointID(f"dtn scheme-specific part must be text or 0, not {_show(ssp)}")
         return DtnEID(ssp)
-    raise InvalidEndpointID(f"unknown endpoint ID scheme code {scheme!r:.20} (1 = dtn, 2 = ipn)")
+    raise InvalidEndpointID(f"unknown endpoint ID scheme code {_show(scheme, 40)} (1 = dtn, 2 = ipn)")

@@ -9,8 +9,10 @@ that every bundle with that creation time needs, §4.4.2). Fragmenting a fragmen
 relative to the original ADU and the original total length.
 
 :class:`Reassembler` collects fragments in any order, keyed by (source, creation time,
-sequence number), and returns the original bundle once the ADU is covered. Everything here is
-pure: no clock, so dropping stale partial bundles is the caller's job (:meth:`Reassembler.discard`).
+sequence number), and returns the original bundle once the ADU is covered. Fragments of one
+bundle must agree on the rest of the primary block too (destination, report-to, lifetime, flags
+other than IS_FRAGMENT, total ADU length; the CRC type may differ). Everything here is pure: no
+clock, so dropping stale partial bundles is the caller's job (:meth:`Reassembler.discard`).
 """
 
 from __future__ import annotations
@@ -139,8 +141,9 @@ def fragment_to_fit(bundle: Bundle, max_bundle_bytes: int) -> list[Bundle]:
 
     Fragments are as large as the budget allows, so there are as few as this greedy split
     gives. A bundle that already fits is returned alone, unchanged. Raises :class:`LocalError`
-    when it does not fit and must not be fragmented, or when a fragment's blocks leave no room
-    for a single payload byte.
+    when it does not fit and must not be fragmented, when it does not fit and its payload is
+    empty (there is nothing to split), or when a fragment's blocks leave no room for a single
+    payload byte.
     """
     if isinstance(max_bundle_bytes, bool) or not isinstance(max_bundle_bytes, int):
         raise LocalError("max_bundle_bytes must be an integer")
@@ -150,6 +153,11 @@ def fragment_to_fit(bundle: Bundle, max_bundle_bytes: int) -> list[Bundle]:
     _check_fragmentable(bundle)
     f = _Fragmenter(bundle)
     n = len(f.payload)
+    if n == 0:
+        raise LocalError(
+            f"the bundle takes {size} bytes, more than the budget of {max_bundle_bytes}, and its "
+            "payload is empty: fragmenting cannot make it smaller"
+        )
     fragments: list[Bundle] = []
     start = 0
     while start < n:
@@ -171,13 +179,42 @@ def fragment_to_fit(bundle: Bundle, max_bundle_bytes: int) -> list[Bundle]:
 # Reassembly.
 
 
+_SHARED_FIELDS: Final = (
+    ("destination", "destination EID"),
+    ("report_to", "report-to EID"),
+    ("lifetime", "lifetime"),
+)
+
+
+def _disagreement(p: PrimaryBlock, ref: PrimaryBlock) -> str | None:
+    """How fragment primary ``p`` contradicts ``ref`` from the same original bundle, or None.
+
+    Fragments share every primary field of the original bundle except IS_FRAGMENT, fragment
+    offset and CRC (a node may re-encode a fragment with another CRC type); the key fields
+    (source, creation timestamp) are equal by construction, the total ADU length is checked
+    on its own.
+    """
+    for attr, name in _SHARED_FIELDS:
+        mine, theirs = getattr(p, attr), getattr(ref, attr)
+        if mine != theirs:
+            return f"{name} {mine}, but earlier fragments of the same bundle gave {theirs}"
+    mine, theirs = p.flags & _NOT_FRAGMENT, ref.flags & _NOT_FRAGMENT
+    if mine != theirs:
+        return (
+            f"bundle processing control flags 0x{mine:x} (IS_FRAGMENT aside), but earlier "
+            f"fragments of the same bundle gave 0x{theirs:x}"
+        )
+    return None
+
+
 class _Partial:
     """The received parts of one original bundle: disjoint payload pieces sorted by offset."""
 
-    __slots__ = ("covered", "first_blocks", "first_primary", "pieces", "starts", "total")
+    __slots__ = ("covered", "first_blocks", "first_primary", "pieces", "reference", "starts", "total")
 
     def __init__(self, total: int) -> None:
         self.total = total
+        self.reference: PrimaryBlock | None = None  # the first fragment's primary block
         self.starts: list[int] = []
         self.pieces: list[bytes] = []
         self.covered = 0
@@ -203,6 +240,10 @@ class _Partial:
                 reason=_BAD,
                 block=0,
             )
+        if self.reference is not None:
+            clash = _disagreement(p, self.reference)
+            if clash is not None:
+                raise BundleError(f"fragment at offset {offset} gives {clash}", reason=_BAD, block=0)
         data = fragment.payload
         end = offset + len(data)
         if end > total:
@@ -246,6 +287,8 @@ class _Partial:
         starts[i:j] = new_starts
         pieces[i:j] = new_pieces
         self.covered += added
+        if self.reference is None:
+            self.reference = p
         if offset == 0 and self.first_primary is None:
             self.first_primary = p
             self.first_blocks = (*fragment.blocks[:-1], fragment.blocks[-1]._replace(data=b""))
@@ -283,21 +326,36 @@ class Reassembler:
     """Collects fragments and rebuilds their original bundles (RFC 9171 §5.9).
 
     :meth:`add` returns the reassembled bundle when its last missing part arrives and forgets
-    it; a fragment arriving later starts a new partial bundle. ``max_adu_length`` refuses
-    fragments announcing a larger ADU (reason "depleted storage"). Memory held is the distinct
+    it; a fragment arriving later starts a new partial bundle. Memory held is the distinct
     payload bytes received: whole payloads are kept without copying, overlaps only once.
+
+    Two limits bound it, both refusing the fragment with :class:`BundleError`, reason
+    "depleted storage" (so the caller can delete the fragment and report why, as for any
+    fragment it cannot keep), and keeping what was received before:
+
+    * ``max_adu_length``: fragments announcing a larger ADU are refused;
+    * ``max_pending``: at most this many partial bundles are held. A fragment that would start
+      one more is refused (one that completes its bundle on its own is still returned); the
+      partial bundles already held are never evicted to make room, since which to drop is the
+      caller's policy (:meth:`discard`, e.g. when a lifetime expires).
     """
 
-    def __init__(self, *, max_adu_length: int | None = None) -> None:
+    def __init__(self, *, max_adu_length: int | None = None, max_pending: int | None = None) -> None:
+        for name, limit, least in (("max_adu_length", max_adu_length, 0), ("max_pending", max_pending, 1)):
+            if limit is not None and (type(limit) is not int or limit < least):
+                raise LocalError(f"{name} must be None or an integer of at least {least}, not {limit!r}")
         self._partials: dict[FragmentKey, _Partial] = {}
         self.max_adu_length = max_adu_length
+        self.max_pending = max_pending
 
     def add(self, fragment: Bundle) -> Bundle | None:
         """Take in a fragment; return the original bundle if it is now complete.
 
         Raises :class:`BundleError` (and keeps what was received before) when the fragment
-        contradicts earlier ones: another total ADU length, or different bytes for a range
-        already received. Exact duplicates and consistent overlaps are accepted.
+        contradicts earlier ones: another total ADU length, destination, report-to EID,
+        lifetime or flags, or different bytes for a range already received; or, with reason
+        "depleted storage", when it exceeds ``max_adu_length`` or ``max_pending``. Exact
+        duplicates and consistent overlaps are accepted.
         """
         _require_fragment(fragment)
         key = fragment_key(fragment)
@@ -315,6 +373,15 @@ class Reassembler:
                 )
             partial = _Partial(total)
             partial.add(fragment)
+            if partial.complete:
+                return partial.build()
+            if self.max_pending is not None and len(self._partials) >= self.max_pending:
+                raise BundleError(
+                    f"fragment of {key[0]} {key[1]}/{key[2]} would start partial bundle number "
+                    f"{len(self._partials) + 1}; at most {self.max_pending} are held here",
+                    reason=Reason.DEPLETED_STORAGE,
+                    block=0,
+                )
             self._partials[key] = partial
         else:
             partial.add(fragment)
