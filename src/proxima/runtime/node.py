@@ -1,0 +1,442 @@
+"""A running DTN node: the pure agent, the SQLite store and the convergence layers, on asyncio.
+
+The node is the only place where the agent's decisions meet the world: it reads the clock,
+makes ``Persist`` durable (one group commit per event-loop turn, before any received bundle is
+acknowledged to its sender), pulls bundles for each up link in class order, and keeps bundles
+for local endpoints in the store until an application takes them, so nothing accepted is lost
+when the process is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from proxima.agent.agent import BundleAgent, Deliver, Persist, Transmit, Unpersist
+from proxima.agent.routing import StaticRouter
+from proxima.bpv7.bundle import BundleFlag, decode_bundle
+from proxima.bpv7.eid import DTN_NONE, EID
+from proxima.errors import BundleError, LocalError, StoreError
+from proxima.runtime.store import BundleState, BundleStore, RemoveReason
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from proxima.agent.agent import Action
+    from proxima.bpv7.bundle import Bundle
+    from proxima.runtime.config import NodeConfig
+    from proxima.runtime.links import Link
+    from proxima.runtime.transports import Closable
+
+__all__ = ["Delivery", "Node", "dtn_now_ms"]
+
+DTN_EPOCH_UNIX_MS: Final = 946_684_800_000
+SEND_WINDOW: Final = 64
+"""Bundles in flight per link at once (TCPCL pipelines transfers)."""
+
+
+def dtn_now_ms() -> int:
+    """The current DTN time: milliseconds since 2000-01-01T00:00:00Z."""
+    return time.time_ns() // 1_000_000 - DTN_EPOCH_UNIX_MS
+
+
+class Delivery:
+    """A bundle waiting in the store for the application registered on its destination."""
+
+    __slots__ = ("bundle", "store_id")
+
+    def __init__(self, store_id: int, bundle: Bundle) -> None:
+        self.store_id = store_id
+        self.bundle = bundle
+
+
+class _Incoming:
+    """A bundle arriving from a link: bytes accumulate, commit decodes and persists."""
+
+    __slots__ = ("_buf", "_link", "_node")
+
+    def __init__(self, node: Node, link: Link | None) -> None:
+        self._node = node
+        self._link = link
+        self._buf = bytearray()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._buf += data
+        quota = self._node.config.quota_bytes
+        if quota is not None and len(self._buf) > quota:
+            raise StoreError("the bundle is larger than the whole store quota", reason=4)
+
+    async def commit(self) -> None:
+        data = bytes(self._buf)
+        self._buf = bytearray()
+        self._node.accept(data, self._link)
+        await self._node.durable()
+
+    def abort(self) -> None:
+        self._buf = bytearray()
+
+
+class Node:
+    """A DTN node. ``clock`` returns DTN ms (a test passes a virtual one)."""
+
+    def __init__(self, config: NodeConfig, *, clock: Callable[[], int] = dtn_now_ms) -> None:
+        self.config = config
+        self.clock = clock
+        self.router = StaticRouter(
+            [n.node_id for n in config.neighbours],
+        )
+        for r in config.routes:
+            self.router.add_route(r.destination, r.via)
+        self.store: BundleStore | None = None
+        self.agent = BundleAgent(config.node_id, self.router, endpoints=config.endpoints)
+        self._sid: dict[int, int] = {}  # agent key -> store id
+        self._kept: set[int] = set()  # agent keys whose row became a delivery
+        self._deliveries: dict[EID, list[int]] = {}  # endpoint -> store ids, oldest first
+        self._arrived = asyncio.Event()
+        self._work = asyncio.Event()
+        self._flush_waiters: asyncio.Future[None] | None = None
+        self._links: dict[Link, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._servers: list[Closable] = []
+        self._closed: dict[int, asyncio.Event] = {}
+        self.links_up: dict[str, int] = {}
+        self.started_ms = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the store and take back every bundle it holds (the restart path)."""
+        directory = self.config.store_path
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{directory}: cannot create the store directory: {exc.strerror}") from exc
+        self.store = store = BundleStore(
+            directory / "bundles.db", quota_bytes=self.config.quota_bytes, autocommit=False
+        )
+        store.requeue()
+        self.started_ms = self.clock()
+        for info in store.pending(state=None):
+            if info.state == BundleState.DELIVERING and info.next_hop is not None:
+                self._deliveries.setdefault(EID.parse(info.next_hop), []).append(info.store_id)
+                continue
+            try:
+                data = store.get(info.store_id)
+                key = self.agent.restore(data, received_ms=info.received_ms, klass=info.klass)
+            except (StoreError, BundleError):
+                continue  # quarantined or unreadable: the store already reports it
+            self._sid[key] = info.store_id
+        store.flush()
+
+    async def start(self) -> None:
+        """Open the store, start listeners, the app interface and the neighbour dialers."""
+        if self.store is None:
+            self.open()
+        from proxima.runtime import transports  # sockets live there, not in the cores
+
+        for lc in self.config.listen:
+            self._servers.append(await transports.listen(lc, self))
+        for nc in self.config.neighbours:
+            self._tasks.append(asyncio.create_task(self._dial(nc)))
+        self._tasks.append(asyncio.create_task(self._expiry_loop()))
+
+    async def stop(self) -> None:
+        """Close links and listeners, flush and close the store."""
+        for task in self._tasks:
+            task.cancel()
+        for server in self._servers:
+            server.close()
+        for link in list(self._links):
+            with contextlib.suppress(Exception):
+                await link.close()
+        for task in [*self._tasks, *self._links.values()]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.store is not None:
+            self.store.flush()
+            self.store.close()
+            self.store = None
+
+    # -- durability ----------------------------------------------------------------------------
+
+    def durable(self) -> asyncio.Future[None]:
+        """A future that resolves once everything applied so far is committed (group commit)."""
+        if self._flush_waiters is None:
+            loop = asyncio.get_running_loop()
+            self._flush_waiters = loop.create_future()
+            loop.call_soon(self._flush)
+        return self._flush_waiters
+
+    def _flush(self) -> None:
+        waiters, self._flush_waiters = self._flush_waiters, None
+        try:
+            if self.store is not None:
+                self.store.flush()
+        except StoreError as exc:
+            if waiters is not None and not waiters.done():
+                waiters.set_exception(exc)
+            return
+        if waiters is not None and not waiters.done():
+            waiters.set_result(None)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        store = self._require_store()
+        for a in actions:
+            if isinstance(a, Persist):
+                stored = store.add(
+                    a.bundle,
+                    expiry_ms=a.expiry_ms,
+                    identity=a.identity,
+                    destination=a.bundle.primary.destination,
+                    klass=a.klass,
+                    received_ms=a.received_ms,
+                )
+                if stored is not None:
+                    self._sid[a.key] = stored.store_id
+            elif isinstance(a, Unpersist):
+                sid = self._sid.pop(a.key, None)
+                if a.key in self._kept:
+                    self._kept.discard(a.key)
+                elif sid is not None:
+                    reason = (
+                        RemoveReason.FORWARDED
+                        if a.reason == 0
+                        else RemoveReason.EXPIRED
+                        if a.reason == 1
+                        else RemoveReason.DISCARDED
+                    )
+                    store.remove(sid, reason)
+            elif isinstance(a, Deliver):
+                self._deliver(a)
+        self._work.set()
+
+    def _deliver(self, a: Deliver) -> None:
+        store = self._require_store()
+        found = store.find(a.identity)
+        if found is not None:
+            store.set_next_hop(found.store_id, str(a.endpoint), state=BundleState.DELIVERING)
+            sid = found.store_id
+            for key, s in self._sid.items():
+                if s == sid:
+                    self._kept.add(key)
+                    break
+        else:
+            stored = store.add(
+                a.bundle,
+                expiry_ms=a.expiry_ms,
+                identity=a.identity,
+                destination=a.endpoint,
+                next_hop=str(a.endpoint),
+                state=BundleState.DELIVERING,
+            )
+            if stored is None:
+                return
+            sid = stored.store_id
+        self._deliveries.setdefault(a.endpoint, []).append(sid)
+        self._arrived.set()
+
+    def _require_store(self) -> BundleStore:
+        if self.store is None:
+            raise LocalError("the node is not open")
+        return self.store
+
+    # -- receiving (BundleSink) ----------------------------------------------------------------
+
+    def open_incoming(self, link: Link | None, length: int | None) -> _Incoming:
+        """A convergence layer starts receiving a bundle."""
+        quota = self.config.quota_bytes
+        if quota is not None and length is not None and length > quota:
+            raise StoreError(f"a {length}-byte bundle exceeds the store quota of {quota}", reason=4)
+        return _Incoming(self, link)
+
+    def accept(self, data: bytes, link: Link | None = None) -> None:
+        """Take a received bundle: decode it, drop duplicates, let the agent decide, persist.
+
+        Raises :class:`BundleError` for an invalid bundle and :class:`StoreError` when it
+        cannot be kept; the caller then refuses it instead of acknowledging.
+        """
+        store = self._require_store()
+        bundle = decode_bundle(data)
+        identity = bundle.id
+        if store.is_known(identity) or store.find(identity) is not None:
+            self.agent.counters.duplicates += 1
+            return
+        self._apply(self.agent.receive_bundle(bundle, now_ms=self.clock()))
+
+    def link_up(self, link: Link) -> None:
+        """A session is up; when its peer is known, start sending to it."""
+        self.links_up[link.cla] = self.links_up.get(link.cla, 0) + 1
+        peer = link.peer
+        if peer is None:
+            return
+        self._apply(self.agent.link_up(peer, self.clock()))
+        self._links[link] = asyncio.create_task(self._sender(link, peer.node_id))
+
+    def link_down(self, link: Link) -> None:
+        """A session ended; its sender stops and in-flight bundles are retried."""
+        self.links_up[link.cla] = max(0, self.links_up.get(link.cla, 0) - 1)
+        task = self._links.pop(link, None)
+        if task is not None:
+            task.cancel()
+        peer = link.peer
+        if peer is not None and not any(lk.peer == peer for lk in self._links):
+            self._apply(self.agent.link_down(peer, self.clock()))
+        self._closed_event(link).set()
+
+    def _closed_event(self, link: Link) -> asyncio.Event:
+        return self._closed.setdefault(id(link), asyncio.Event())
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def _sender(self, link: Link, peer: EID) -> None:
+        window = asyncio.Semaphore(SEND_WINDOW)
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await window.acquire()
+                t = self.agent.next_to_send(peer, self.clock())
+                if t is None:
+                    window.release()
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                task = asyncio.create_task(self._send_one(link, t, window))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+        finally:
+            for task in inflight:
+                task.cancel()
+
+    async def _send_one(self, link: Link, t: Transmit, window: asyncio.Semaphore) -> None:
+        try:
+            await link.send(t.data)
+        except asyncio.CancelledError:
+            self._apply(self.agent.transmit_failed(t.key, self.clock()))
+            raise
+        except Exception:
+            self._apply(self.agent.transmit_failed(t.key, self.clock()))
+        else:
+            self._apply(self.agent.transmitted(t.key, self.clock()))
+        finally:
+            window.release()
+
+    async def _dial(self, nc: Any) -> None:
+        """Keep a session up with a configured neighbour, retrying with backoff."""
+        from proxima.runtime import transports
+
+        delay = 0.2
+        while True:
+            try:
+                link = await transports.connect(nc, self)
+            except Exception:  # refused, unreachable, handshake failed: try again later
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.2
+            await self._closed_event(link).wait()
+            self._closed.pop(id(link), None)
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._apply(self.agent.tick(self.clock()))
+            for endpoint, sids in self._deliveries.items():
+                store = self._require_store()
+                alive = [s for s in sids if store.info(s) is not None]
+                self._deliveries[endpoint] = alive
+
+    # -- the application side ------------------------------------------------------------------
+
+    def register(self, endpoint: EID) -> None:
+        """Deliver bundles for ``endpoint`` here (what waits for it is kept until taken)."""
+        self.agent.register(endpoint)
+
+    def send(
+        self,
+        destination: EID,
+        payload: bytes,
+        *,
+        source: EID | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: EID = DTN_NONE,
+        flags: int = 0,
+        klass: int | None = None,
+    ) -> asyncio.Future[None]:
+        """Originate a bundle; the returned future resolves once it is durable."""
+        bundle, actions = self.agent.send(
+            destination,
+            payload,
+            now_ms=self.clock(),
+            source=source,
+            lifetime_ms=lifetime_ms,
+            report_to=report_to,
+            flags=flags,
+            klass=klass,
+        )
+        self._apply(actions)
+        self.last_sent = bundle
+        return self.durable()
+
+    def pending_deliveries(self, endpoint: EID) -> int:
+        """How many bundles wait for ``endpoint``."""
+        return len(self._deliveries.get(endpoint, ()))
+
+    async def take(self, endpoint: EID, timeout: float | None = None) -> Delivery | None:
+        """The oldest bundle waiting for ``endpoint``, waiting up to ``timeout`` seconds.
+
+        The bundle stays stored until :meth:`ack` says the application has it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        store = self._require_store()
+        while True:
+            queue = self._deliveries.get(endpoint, [])
+            while queue:
+                sid = queue[0]
+                try:
+                    data = store.get(sid)
+                except StoreError:
+                    queue.pop(0)
+                    continue
+                return Delivery(sid, decode_bundle(data))
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return None
+
+    def ack(self, endpoint: EID, store_id: int) -> asyncio.Future[None]:
+        """The application has the bundle: forget it, remembering its identity."""
+        queue = self._deliveries.get(endpoint, [])
+        if store_id in queue:
+            queue.remove(store_id)
+        self._require_store().remove(store_id, RemoveReason.DELIVERED)
+        return self.durable()
+
+    def status(self) -> dict[str, Any]:
+        """Counters, stored bundles and sessions, for ``proxima node status``."""
+        store = self._require_store()
+        stats = store.stats()
+        return {
+            "node_id": str(self.config.node_id),
+            "uptime_ms": self.clock() - self.started_ms,
+            "stored": {"bundles": stats.count, "bytes": stats.bytes, "by_state": dict(stats.by_state)},
+            "held_by_agent": self.agent.held(),
+            "deliveries_waiting": {str(e): len(q) for e, q in self._deliveries.items() if q},
+            "links_up": {k: v for k, v in self.links_up.items() if v},
+            "peers_up": sorted(str(p) for p in self.agent.links_up),
+            "counters": self.agent.counters.as_dict(),
+        }
+
+
+def is_admin(bundle: Bundle) -> bool:
+    """Whether the bundle carries an administrative record."""
+    return bool(bundle.primary.flags & BundleFlag.ADMIN_RECORD)

@@ -1,0 +1,222 @@
+"""The runtime node over in-memory links: store-and-forward, delivery, restart, config."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxima.bpv7 import EID, Bundle, PrimaryBlock, encode_bundle, payload_block
+from proxima.errors import BundleError, ConfigError
+from proxima.runtime.config import NodeConfig, RouteConfig, load_config, parse_config
+from proxima.runtime.node import Node
+
+ISS, RELAY, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:2.0"), EID.parse("ipn:3.0")
+POSTS = EID.parse("ipn:3.7")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 780_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class MemLink:
+    """One direction of an in-memory session: send() hands bytes to the other node."""
+
+    def __init__(self, peer_node: Node, peer: EID, sender: Node) -> None:
+        self.peer_node = peer_node
+        self._peer = peer
+        self.sender = sender
+        self.sent = 0
+
+    @property
+    def peer(self) -> EID | None:
+        return self._peer
+
+    @property
+    def cla(self) -> str:
+        return "mem"
+
+    async def send(self, data: bytes) -> None:
+        incoming = self.peer_node.open_incoming(None, len(data))
+        incoming.write(data)
+        await incoming.commit()
+        self.sent += 1
+
+    async def close(self) -> None:
+        self.sender.link_down(self)
+
+
+def connect(a: Node, b: Node) -> tuple[MemLink, MemLink]:
+    ab = MemLink(b, b.config.node_id, a)
+    ba = MemLink(a, a.config.node_id, b)
+    a.link_up(ab)
+    b.link_up(ba)
+    return ab, ba
+
+
+def make(tmp: Path, node_id: EID, clock: Clock, **kw: Any) -> Node:
+    config = NodeConfig(node_id=node_id, store_path=tmp / str(node_id.node).replace(":", "_"), **kw)
+    node = Node(config, clock=clock)
+    node.open()
+    return node
+
+
+async def settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+def test_post_goes_down_through_a_relay_and_waits_for_the_app(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+        relay = make(tmp_path, RELAY, clock, routes=(RouteConfig("ipn:3.*", GROUND),))
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        await iss.send(POSTS, b"Bonjour depuis l'ISS")
+        assert iss.status()["stored"]["bundles"] == 1  # no contact yet: kept on board
+        connect(iss, relay)
+        await settle()
+        assert iss.status()["stored"]["bundles"] == 0
+        assert relay.status()["stored"]["bundles"] == 1
+        connect(relay, ground)
+        await settle()
+        d = await ground.take(POSTS, timeout=1)
+        assert d is not None and d.bundle.payload == b"Bonjour depuis l'ISS"
+        await ground.ack(POSTS, d.store_id)
+        assert await ground.take(POSTS, timeout=0) is None
+        assert ground.status()["stored"]["bundles"] == 0
+        for n in (iss, relay, ground):
+            await n.stop()
+
+    asyncio.run(main())
+
+
+def test_restart_keeps_queued_and_undelivered_bundles(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+        for i in range(5):
+            await iss.send(POSTS, f"post {i}".encode())
+        await iss.stop()  # "killed" after the sends were durable
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", GROUND),))
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,), routes=(RouteConfig("*", ISS),))
+        connect(iss, ground)
+        await settle()
+        await ground.stop()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        got = []
+        while (d := await ground.take(POSTS, timeout=0)) is not None:
+            got.append(d.bundle.payload)
+            await ground.ack(POSTS, d.store_id)
+        assert sorted(got) == [f"post {i}".encode() for i in range(5)]
+        await iss.stop()
+        await ground.stop()
+
+    asyncio.run(main())
+
+
+def test_duplicates_are_acknowledged_but_delivered_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        data = encode_bundle(
+            Bundle(PrimaryBlock(POSTS, ISS, creation_time=clock.now, sequence=1), (payload_block(b"x"),))
+        )
+        for _ in range(3):
+            ground.accept(data)
+            await ground.durable()
+        d = await ground.take(POSTS, timeout=0)
+        assert d is not None
+        await ground.ack(POSTS, d.store_id)
+        ground.accept(data)  # after delivery, still a duplicate (remembered identity)
+        await ground.stop()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        ground.accept(data)  # and after a restart
+        assert await ground.take(POSTS, timeout=0) is None
+        await ground.stop()
+
+    asyncio.run(main())
+
+
+def test_invalid_bundle_is_refused_and_nothing_kept(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = make(tmp_path, GROUND, Clock(), endpoints=(POSTS,))
+        with pytest.raises(BundleError):
+            node.accept(b"\x9f\x00\xff")
+        assert node.status()["stored"]["bundles"] == 0
+        await node.stop()
+
+    asyncio.run(main())
+
+
+def test_expired_bundles_leave_the_store(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+        await iss.send(POSTS, b"short-lived", lifetime_ms=500)
+        clock.now += 1000
+        iss._apply(iss.agent.tick(clock.now))
+        await iss.durable()
+        assert iss.status()["stored"]["bundles"] == 0
+        await iss.stop()
+
+    asyncio.run(main())
+
+
+def test_config_file(tmp_path: Path) -> None:
+    f = tmp_path / "relay.toml"
+    f.write_text(
+        """
+node_id = "ipn:2.0"
+endpoints = ["ipn:2.1"]
+[storage]
+path = "store"
+quota_bytes = 1000000
+[app]
+port = 4300
+[[listen]]
+cla = "tcpcl"
+port = 4556
+[[neighbour]]
+node_id = "ipn:3.0"
+cla = "stcp"
+port = 4557
+[[route]]
+destination = "ipn:3.*"
+via = "ipn:3.0"
+"""
+    )
+    c = load_config(f)
+    assert c.node_id == RELAY and c.store_path == tmp_path / "store" and c.quota_bytes == 1_000_000
+    assert c.app.port == 4300 and c.listen[0].port == 4556 and c.neighbours[0].cla == "stcp"
+    assert c.routes == (RouteConfig("ipn:3.*", GROUND),)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("node_id = 5", "node_id must be a str"),
+        ('node_id = "ipn:2.1"', "must be a node ID"),
+        ('node_id = "ipn:2"', "malformed ipn endpoint ID"),
+        ('node_id = "ipn:2.0"\n[[listen]]\ncla = "ltp"\nport = 1', "listen[0].cla must be one of"),
+        ('node_id = "ipn:2.0"\n[[listen]]\nport = 70000', "listen[0].port must be a TCP/UDP port"),
+        ('node_id = "ipn:2.0"\nfoo = 1', "foo: unknown key"),
+        ('node_id = "ipn:2.0"\n[[neighbour]]\ncla = "tcpcl"\nport = 1', "neighbour[0].node_id is missing"),
+        ("node_id = ", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="n.toml")
+    assert message in str(info.value) and str(info.value).startswith("n.toml")
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the configuration"):
+        load_config(tmp_path / "nope.toml")

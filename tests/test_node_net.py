@@ -1,0 +1,68 @@
+"""Three real nodes on loopback relay bundles over each convergence layer."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from proxima.bpv7 import EID
+from proxima.runtime.config import ListenConfig, NeighbourConfig, NodeConfig, RouteConfig
+from proxima.runtime.node import Node
+
+ISS, RELAY, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:2.0"), EID.parse("ipn:3.0")
+POSTS = EID.parse("ipn:3.7")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("cla", ["tcpcl", "mtcp", "stcp", "udp"])
+def test_three_nodes_relay_over(cla: str, tmp_path: Path) -> None:
+    kind = socket.SOCK_DGRAM if cla == "udp" else socket.SOCK_STREAM
+    p_relay, p_ground = free_port(kind), free_port(kind)
+
+    def cfg(node: EID, **kw: object) -> NodeConfig:
+        return NodeConfig(node_id=node, store_path=tmp_path / str(node.node), **kw)  # type: ignore[arg-type]
+
+    iss = Node(
+        cfg(
+            ISS,
+            neighbours=(NeighbourConfig(RELAY, cla, "127.0.0.1", p_relay),),
+            routes=(RouteConfig("*", RELAY),),
+        )
+    )
+    relay = Node(
+        cfg(
+            RELAY,
+            listen=(ListenConfig(cla, "127.0.0.1", p_relay),),
+            neighbours=(NeighbourConfig(GROUND, cla, "127.0.0.1", p_ground),),
+        )
+    )
+    ground = Node(cfg(GROUND, endpoints=(POSTS,), listen=(ListenConfig(cla, "127.0.0.1", p_ground),)))
+
+    async def main() -> list[bytes]:
+        for n in (ground, relay, iss):
+            await n.start()
+        posts = [f"post {i} via {cla}".encode() for i in range(20)] + [bytes(range(256)) * 200]
+        for p in posts:
+            await iss.send(POSTS, p)
+        got = []
+        for _ in posts:
+            d = await ground.take(POSTS, timeout=10)
+            assert d is not None, f"only {len(got)} of {len(posts)} arrived"
+            got.append(d.bundle.payload)
+            await ground.ack(POSTS, d.store_id)
+        for n in (iss, relay, ground):
+            await n.stop()
+        return got
+
+    got = asyncio.run(asyncio.wait_for(main(), 60))
+    assert sorted(got) == sorted(
+        [f"post {i} via {cla}".encode() for i in range(20)] + [bytes(range(256)) * 200]
+    )
