@@ -324,3 +324,12 @@ def test_route_patterns() -> None:
     assert r.route(b, T0) == Route((RELAY,))
     other = Bundle(b.primary._replace(destination=EID.parse("ipn:4.1")), b.blocks)
     assert r.route(other, T0) == Route((), keep=False)
+
+
+def test_bundles_for_an_unregistered_endpoint_of_this_node_stay_here() -> None:
+    """They wait for their application instead of bouncing between nodes with default routes."""
+    agent = BundleAgent(GROUND, StaticRouter([RELAY], [StaticRoute("*", RELAY)]))
+    b = Bundle(PrimaryBlock(EID.parse("ipn:3.99"), ISS, creation_time=T0, sequence=1), (payload_block(b"x"),))
+    actions = agent.receive(encode_bundle(b), now_ms=T0)
+    assert [type(a).__name__ for a in actions] == ["Persist", "Deliver", "Unpersist"]
+    assert agent.next_to_send(RELAY, T0) is None

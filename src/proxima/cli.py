@@ -7,8 +7,11 @@ success, 1 with a one-line ``error: ...`` on stderr when the input or the reques
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,10 +33,24 @@ from proxima.bpv7 import (
     payload_block,
 )
 from proxima.bpv7.bpsec import check_security
+from proxima.client import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    PingReply,
+    Received,
+    format_address,
+    parse_address,
+    ping_sync,
+    recv_sync,
+    send_sync,
+    status_sync,
+)
 from proxima.errors import CRCError, LocalError, ProximaError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from proxima.runtime.config import NodeConfig
 
 DTN_EPOCH_UNIX: int = 946_684_800
 """2000-01-01T00:00:00Z, the DTN epoch (RFC 9171 §4.2.6), in Unix seconds."""
@@ -233,3 +250,332 @@ def bundle_decode(file: str, as_hex: bool, as_json: bool, strict: bool) -> None:
         )
     with_crc = int(p["crc_type"] != 0) + sum(1 for b in description["blocks"] if b["crc_type"])
     click.echo(f"  valid; {with_crc} CRC{'s' if with_crc != 1 else ''} verified")
+
+
+# -- the node and its applications -----------------------------------------------------------------
+
+
+def _node_address(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
+    try:
+        return parse_address(value)
+    except LocalError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+_node_option = click.option(
+    "--node",
+    "node",
+    default=format_address(DEFAULT_HOST, DEFAULT_PORT),
+    show_default=True,
+    envvar="PROXIMA_NODE",
+    callback=_node_address,
+    help="HOST:PORT of the node's application interface (or $PROXIMA_NODE).",
+)
+
+
+@main.group("node")
+def node_group() -> None:
+    """Run a DTN node, or ask a running one how it is doing."""
+
+
+@node_group.command("run")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The node's TOML configuration file.",
+)
+@_guard
+def node_run(config_path: str) -> None:
+    """Run a node until SIGINT or SIGTERM, then stop it cleanly."""
+    from proxima.runtime.config import load_config
+
+    asyncio.run(_run_node(load_config(config_path)))
+
+
+async def _run_node(config: NodeConfig) -> None:
+    from proxima.runtime.appif import AppInterface
+    from proxima.runtime.node import Node
+
+    node = Node(config)
+    app = AppInterface(node, config.app.host, config.app.port)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        try:
+            await node.start()
+            await app.start()
+            listeners = [f"{lc.cla} on {format_address(lc.host, lc.port)}" for lc in config.listen]
+            click.echo(
+                f"node {config.node_id} running: application interface on {format_address(*app.address)}"
+                f"{''.join(', ' + x for x in listeners)}; store {config.store_path}"
+            )
+            sys.stdout.flush()
+            await stopping.wait()
+        finally:
+            await app.stop()
+            await node.stop()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    click.echo(f"node {config.node_id} stopped")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+@node_group.command("status")
+@_node_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_guard
+def node_status(node: tuple[str, int], as_json: bool) -> None:
+    """Counters, stored bundles, links and sessions of a running node."""
+    status = status_sync(*node)
+    if as_json:
+        click.echo(json.dumps(status))
+        return
+    stored = status.get("stored", {})
+    by_state = ", ".join(f"{k} {v}" for k, v in sorted(stored.get("by_state", {}).items()))
+    click.echo(f"node {status.get('node_id')}, up {status.get('uptime_ms', 0) / 1000:.1f} s")
+    click.echo(
+        f"  stored: {_plural(stored.get('bundles', 0), 'bundle')}, {stored.get('bytes', 0)} bytes"
+        + (f" ({by_state})" if by_state else "")
+    )
+    click.echo(f"  held by the agent: {status.get('held_by_agent', 0)}")
+    waiting = status.get("deliveries_waiting", {})
+    click.echo(
+        "  waiting for applications: "
+        + (", ".join(f"{e} {n}" for e, n in sorted(waiting.items())) if waiting else "none")
+    )
+    links = status.get("links_up", {})
+    click.echo(
+        "  links up: " + (", ".join(f"{k} {v}" for k, v in sorted(links.items())) if links else "none")
+    )
+    peers = status.get("peers_up", [])
+    click.echo("  peers up: " + (", ".join(peers) if peers else "none"))
+    counters = status.get("counters", {})
+    click.echo("  counters: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+    app = status.get("app")
+    if app:
+        clients = app.get("clients", 0)
+        click.echo(
+            f"  application interface: {format_address(app['host'], app['port'])}, "
+            f"{clients} client{'s' if clients != 1 else ''}; echo {app.get('echo_endpoint')}"
+        )
+
+
+@main.command("send")
+@_node_option
+@click.option("--to", "to", required=True, help="Destination endpoint ID.")
+@click.option("--payload", default=None, help="Payload text (UTF-8).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Payload file (- stdin).",
+)
+@click.option(
+    "--lifetime",
+    type=click.FloatRange(0, 10 * 365 * 86_400, min_open=True),
+    default=None,
+    help="Lifetime in seconds (default: one day).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_guard
+def send_command(
+    node: tuple[str, int],
+    to: str,
+    payload: str | None,
+    file: str | None,
+    lifetime: float | None,
+    as_json: bool,
+) -> None:
+    """Send one bundle through a running node; returns once the node has stored it."""
+    if (payload is None) == (file is None):
+        _fail("give exactly one of --payload and --file", 2)
+    destination = _eid(to, "--to")
+    if payload is not None:
+        data = os.fsencode(payload)
+    elif file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        data = Path(str(file)).read_bytes()
+    sent = send_sync(*node, destination, data, lifetime=lifetime)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "to": str(destination),
+                    "source": sent.source,
+                    "creation_time": sent.creation_time,
+                    "sequence": sent.sequence,
+                    "bytes": len(data),
+                }
+            )
+        )
+    else:
+        click.echo(
+            f"sent {len(data)} bytes to {destination} "
+            f"(bundle {sent.source} {sent.creation_time}.{sent.sequence}, stored by the node)"
+        )
+
+
+def _bundle_file_name(b: Received) -> str:
+    safe = "".join(c if c.isalnum() or c in "-." else "_" for c in b.source)
+    return f"{safe}-{b.creation_time}-{b.sequence}.bin"
+
+
+@main.command("recv")
+@_node_option
+@click.option("--endpoint", required=True, help="The endpoint ID to receive on (registered if need be).")
+@click.option(
+    "--count", type=click.IntRange(0), default=1, show_default=True, help="Bundles to wait for; 0: no limit."
+)
+@click.option(
+    "--timeout", type=click.FloatRange(0), default=None, help="Seconds to wait in all (default: for ever)."
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write each payload to a file here (named SOURCE-CREATED-SEQ.bin) instead of printing it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per bundle.")
+@_guard
+def recv_command(
+    node: tuple[str, int],
+    endpoint: str,
+    count: int,
+    timeout: float | None,
+    out_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Receive bundles for an endpoint: print their payloads, or write them to files."""
+    eid = _eid(endpoint, "--endpoint")
+    directory = None if out_dir is None else Path(out_dir)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def show(b: Received) -> None:
+        path = None
+        if directory is not None:
+            path = directory / _bundle_file_name(b)
+            partial = path.with_name(path.name + ".part")
+            partial.write_bytes(b.payload)
+            partial.replace(path)  # a bundle delivered twice lands on the same name
+        if as_json:
+            doc: dict[str, Any] = {
+                "endpoint": b.endpoint,
+                "source": b.source,
+                "destination": b.destination,
+                "creation_time": b.creation_time,
+                "sequence": b.sequence,
+                "lifetime_ms": b.lifetime_ms,
+                "bytes": len(b.payload),
+            }
+            if path is not None:
+                doc["file"] = str(path)
+            else:
+                doc["payload"] = base64.b64encode(b.payload).decode("ascii")
+                try:
+                    doc["text"] = b.payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    doc["text"] = None
+            click.echo(json.dumps(doc))
+        elif path is not None:
+            click.echo(str(path))
+        else:
+            click.echo(b.payload)
+        sys.stdout.flush()
+
+    got = recv_sync(*node, eid, count, timeout, on_bundle=show)
+    if count and len(got) < count:
+        wanted = f"received {len(got)} of {count} bundle{'s' if count != 1 else ''}"
+        _fail(
+            f"timed out after {timeout:g} s: {wanted}" if timeout is not None else f"the node ended: {wanted}"
+        )
+
+
+@main.command("ping")
+@click.argument("target", metavar="EID")
+@_node_option
+@click.option(
+    "--count", type=click.IntRange(1, 100_000), default=4, show_default=True, help="Bundles to send."
+)
+@click.option(
+    "--size", type=click.IntRange(16, 16 * 1024 * 1024), default=64, show_default=True, help="Payload bytes."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each reply.",
+)
+@click.option(
+    "--interval", type=click.FloatRange(0), default=1.0, show_default=True, help="Seconds between bundles."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
+@_guard
+def ping_command(
+    target: str, node: tuple[str, int], count: int, size: int, timeout: float, interval: float, as_json: bool
+) -> None:
+    """Measure round trips to the echo endpoint of the node owning EID (ipn:N.2047, dtn://N/echo)."""
+    from proxima.runtime.appif import echo_endpoint
+
+    eid = _eid(target, "EID")
+    try:
+        echo = echo_endpoint(eid)
+    except ProximaError as exc:
+        _fail(f"EID: {exc}")
+
+    def show(r: PingReply) -> None:
+        if r.rtt_ms is None:
+            click.echo(f"no reply for seq={r.seq} within {timeout:g} s")
+        else:
+            click.echo(f"{r.size} bytes from {r.source or echo}: seq={r.seq} time={r.rtt_ms:.3f} ms")
+        sys.stdout.flush()
+
+    if not as_json:
+        click.echo(f"PING {eid} ({echo}): {size}-byte bundles")
+    result = ping_sync(
+        *node,
+        eid,
+        count=count,
+        size=size,
+        timeout=timeout,
+        interval=interval,
+        on_reply=None if as_json else show,
+    )
+    stats = result.stats()
+    if as_json:
+        doc = {
+            "to": str(eid),
+            "echo": result.to,
+            "size": size,
+            "sent": result.sent,
+            "received": result.received,
+            "loss_percent": round(result.loss, 3),
+            "rtts_ms": result.rtts_ms,
+            **stats,
+        }
+        click.echo(json.dumps(doc))
+    else:
+        click.echo(f"--- {eid} ping statistics ---")
+        click.echo(
+            f"{_plural(result.sent, 'bundle')} sent, {result.received} received, {result.loss:.0f}% loss"
+        )
+        if result.received:
+            click.echo(
+                "rtt min/avg/max/p50/p99 = "
+                + "/".join(f"{stats[k]:.3f}" for k in ("min_ms", "avg_ms", "max_ms", "p50_ms", "p99_ms"))
+                + " ms"
+            )
+    if not result.received:
+        _fail(f"no reply from {eid}")

@@ -298,16 +298,17 @@ class BundleAgent:
         Raises :class:`BundleError` (or :class:`Incomplete`) for bytes that are not a valid
         bundle: nothing is kept then, and the CLA may refuse the transfer.
         """
-        self.counters.received += 1
         try:
             bundle = decode_bundle(data)
         except (BundleError, Incomplete):
+            self.counters.received += 1
             self.counters.invalid += 1
             raise
         return self.receive_bundle(bundle, now_ms=now_ms)
 
     def receive_bundle(self, bundle: Bundle, *, now_ms: int) -> list[Action]:
         """:meth:`receive` for a bundle already decoded."""
+        self.counters.received += 1
         actions: list[Action] = []
         identity = bundle.id
         if identity in self._by_identity or identity in self._delivered:
@@ -358,9 +359,8 @@ class BundleAgent:
     def _place(self, held: _Held, now_ms: int, actions: list[Action]) -> None:
         """Deliver locally, or queue for a next hop, or wait for one (RFC 9171 §5.3)."""
         dest = held.bundle.primary.destination
-        if dest in self._endpoints or (
-            dest.node_id == self.node_id and held.bundle.primary.flags & BundleFlag.ADMIN_RECORD
-        ):
+        if dest in self._endpoints or dest.node_id == self.node_id:
+            # an endpoint of this node: kept here for its application even before it registers
             self._deliver(held, now_ms, actions)
             return
         hops = hop_count_of(held.bundle)

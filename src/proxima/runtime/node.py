@@ -96,7 +96,8 @@ class Node:
         self._deliveries: dict[EID, list[int]] = {}  # endpoint -> store ids, oldest first
         self._arrived = asyncio.Event()
         self._work = asyncio.Event()
-        self._flush_waiters: asyncio.Future[None] | None = None
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self.last_sent: Bundle | None = None
         self._links: dict[Link, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[Closable] = []
@@ -163,24 +164,33 @@ class Node:
     # -- durability ----------------------------------------------------------------------------
 
     def durable(self) -> asyncio.Future[None]:
-        """A future that resolves once everything applied so far is committed (group commit)."""
-        if self._flush_waiters is None:
-            loop = asyncio.get_running_loop()
-            self._flush_waiters = loop.create_future()
+        """A future that resolves once everything applied so far is committed.
+
+        Every caller gets its own future (cancelling one wait cancels no other), and all of
+        them are served by one commit per event-loop turn (group commit).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if not self._flush_waiters:
             loop.call_soon(self._flush)
-        return self._flush_waiters
+        self._flush_waiters.append(fut)
+        return fut
 
     def _flush(self) -> None:
-        waiters, self._flush_waiters = self._flush_waiters, None
+        waiters, self._flush_waiters = self._flush_waiters, []
+        error: StoreError | None = None
         try:
             if self.store is not None:
                 self.store.flush()
         except StoreError as exc:
-            if waiters is not None and not waiters.done():
-                waiters.set_exception(exc)
-            return
-        if waiters is not None and not waiters.done():
-            waiters.set_result(None)
+            error = exc
+        for fut in waiters:
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -1,0 +1,723 @@
+"""The local application interface: newline-delimited JSON over TCP on loopback.
+
+Each line a client writes is one JSON object (UTF-8) naming an ``op`` and carrying an ``id``
+(a string, an integer or null) that every message answering it echoes. Payloads travel as
+base64 text in the field ``payload``. A request ends with exactly one final message, which
+holds ``"ok": true`` or ``"error"``; streaming requests (``recv``, ``ping``) send ``event``
+messages before it. Requests on one connection run concurrently.
+
+Requests and their answers::
+
+    {"id": 1, "op": "register", "endpoint": "ipn:2.7"}      (an endpoint of this node)
+        -> {"id": 1, "ok": true, "endpoint": "ipn:2.7"}
+    {"id": 2, "op": "send", "to": "ipn:3.7", "payload": "<base64>",
+     "lifetime_s": 3600, "report_to": "dtn:none", "flags": 0, "class": "bulk", "source": "ipn:2.7"}
+        -> {"id": 2, "ok": true, "source": "ipn:2.0", "creation_time": 780000000000, "sequence": 0}
+           (once the bundle is durable; only "to" and "payload" are required)
+    {"id": 3, "op": "recv", "endpoint": "ipn:2.7", "count": 1, "timeout_s": 10}
+        -> {"id": 3, "event": "bundle", "endpoint": "ipn:2.7", "source": "ipn:3.1",
+            "destination": "ipn:2.7", "creation_time": 780000000000, "sequence": 0,
+            "lifetime_ms": 86400000, "flags": 0, "payload": "<base64>"}   (up to count times)
+        -> {"id": 3, "ok": true, "count": 1}
+           (count 0: no limit; no timeout_s: wait for ever; recv also registers the endpoint)
+    {"id": 4, "op": "status"}  -> {"id": 4, "ok": true, "status": {...Node.status(), "app": {...}}}
+    {"id": 5, "op": "ping", "to": "ipn:3.0", "count": 4, "size": 64, "timeout_s": 10, "interval_s": 1}
+        -> {"id": 5, "event": "reply", "seq": 0, "rtt_ms": 12.5, "bytes": 64, "from": "ipn:3.2047"}
+        -> {"id": 5, "event": "timeout", "seq": 1}
+        -> {"id": 5, "ok": true, "to": "ipn:3.2047", "sent": 4, "received": 3, "rtts_ms": [12.5, null, ...]}
+    {"id": 6, "op": "cancel", "target": 3}
+        -> {"id": 6, "ok": true, "cancelled": true}, and request 3 ends with code "cancelled"
+
+Errors: ``{"id": ..., "error": "one line", "code": "..."}`` where ``code`` is one of
+``bad_json``, ``bad_request``, ``unknown_op``, ``too_long`` (the connection is then closed),
+``too_large`` (a bundle to receive is larger than a line may be: it stays stored), ``busy``,
+``refused`` (the node refuses: a bundle rule, another node's endpoint...), ``store``,
+``cancelled``, ``error`` or ``internal``. A malformed line never ends the connection, and one
+client never disturbs another.
+
+Delivery is at least once *to the socket*: ``recv`` acknowledges a bundle to the node (which
+then forgets it) only after its message was written to the client's transport; a bundle whose
+client goes away before that stays in the store for the next ``recv``.
+
+The node also answers pings here: bundles for its echo endpoint (``ipn:N.2047`` or
+``dtn://name/echo``) are sent back to their source, and replies to this node's pings arrive on
+one endpoint with a random service number (``ipn:N.S``, ``dtn://name/ping-XXXX``) chosen at start.
+A ping bundle's payload is ``PXP1``, an 8-byte token of the ping request and a 4-byte sequence
+number, padded with zeros to ``size`` (16 bytes at least); its lifetime is ``timeout_s`` (1 s at
+least), and the echo keeps the lifetime it was sent with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import ipaddress
+import json
+import logging
+import math
+import secrets
+import struct
+import time
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from proxima.bpv7.bundle import BundleFlag
+from proxima.bpv7.eid import DTN_NONE, EID, DtnEID, IpnEID
+from proxima.errors import InvalidEndpointID, LocalError, ProximaError, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine
+    from typing import TypeAlias
+
+    from proxima.bpv7.bundle import Bundle
+    from proxima.runtime.node import Delivery, Node
+
+    Emit: TypeAlias = Callable[["Message"], Awaitable[None]]
+    Handler: TypeAlias = Callable[["_Connection", "Message", Emit], Awaitable["Message"]]
+
+__all__ = ["MAX_LINE", "AppInterface", "echo_endpoint"]
+
+log = logging.getLogger("proxima.appif")
+
+MAX_LINE: Final = 64 * 1024 * 1024
+"""The longest request line accepted (bytes, newline included): about 48 MiB of payload."""
+MAX_INFLIGHT: Final = 256
+"""Requests running at once on one connection."""
+ECHO_SERVICE: Final = 2047
+PING_MAGIC: Final = b"PXP1"
+PING_HEADER: Final = struct.Struct(">4s8sI")  # magic, session token, sequence number
+MAX_PING_COUNT: Final = 100_000
+MAX_PING_SIZE: Final = 16 * 1024 * 1024
+CLASSES: Final = {"bulk": 0, "expedited": 1}
+_APP_FLAGS: Final = ~int(BundleFlag.IS_FRAGMENT | BundleFlag.ADMIN_RECORD)
+
+Message = dict[str, Any]
+T = TypeVar("T")
+RequestId = str | int | None
+
+
+class _BadRequest(Exception):
+    """The request is malformed; answered with ``code`` and the message."""
+
+    def __init__(self, message: str, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def echo_endpoint(node: EID) -> EID:
+    """The echo endpoint of the node owning ``node``: ``ipn:N.2047`` or ``dtn://name/echo``."""
+    if isinstance(node, IpnEID):
+        return IpnEID(node.node, ECHO_SERVICE)
+    if isinstance(node, DtnEID) and not node.is_none:
+        return DtnEID(f"//{node.node_name}/echo")
+    raise InvalidEndpointID(f"{node} names no node to ping")
+
+
+def _ping_endpoint(node: EID) -> EID:
+    if isinstance(node, IpnEID):
+        return IpnEID(node.node, 1 << 20 | secrets.randbits(31))
+    if isinstance(node, DtnEID):
+        return DtnEID(f"//{node.node_name}/ping-{secrets.token_hex(6)}")
+    raise LocalError(f"{node} cannot have a ping endpoint")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "unknown error"
+
+
+# -- request fields ------------------------------------------------------------------------------
+
+
+def _get(req: Message, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    if name not in req or req[name] is None:
+        if default is ...:
+            raise _BadRequest(f"{req.get('op')}: the field {name!r} is missing")
+        return default
+    value = req[name]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise _BadRequest(f"{req.get('op')}: {name!r} must not be a boolean")
+    if not isinstance(value, kind):
+        raise _BadRequest(f"{req.get('op')}: {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _int(req: Message, name: str, low: int, high: int, default: int | None = None) -> int:
+    value: int = _get(req, name, int, ... if default is None else default)
+    if not low <= value <= high:
+        raise _BadRequest(f"{req.get('op')}: {name!r} must be in {low}..{high}, not {value}")
+    return value
+
+
+def _seconds(req: Message, name: str, default: float | None) -> float | None:
+    value = _get(req, name, (int, float), default)
+    if value is None:
+        return None
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 10 * 365 * 86_400:
+        raise _BadRequest(f"{req.get('op')}: {name!r} must be a number of seconds >= 0, not {value}")
+    return seconds
+
+
+def _eid(req: Message, name: str, default: EID | None = None) -> EID:
+    text = _get(req, name, str, None)
+    if text is None:
+        if default is None:
+            raise _BadRequest(f"{req.get('op')}: the field {name!r} is missing")
+        return default
+    try:
+        return EID.parse(text)
+    except InvalidEndpointID as exc:
+        raise _BadRequest(f"{name}: {exc}") from exc
+
+
+def _payload(req: Message) -> bytes:
+    text: str = _get(req, "payload", str)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _BadRequest(f"{req.get('op')}: 'payload' is not base64: {exc}") from exc
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, _BadRequest):
+        return exc.code
+    if isinstance(exc, InvalidEndpointID):
+        return "bad_request"
+    if isinstance(exc, StoreError):
+        return "store"
+    if isinstance(exc, LocalError):
+        return "refused"
+    if isinstance(exc, ProximaError):
+        return "error"
+    return "internal"
+
+
+async def _acquire(lock: asyncio.Lock, timeout: float | None) -> bool:
+    """Take ``lock`` within ``timeout`` seconds (at once when it is free, even for 0)."""
+    if not lock.locked():
+        await lock.acquire()
+        return True
+    try:
+        await asyncio.wait_for(lock.acquire(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+# -- one client connection -----------------------------------------------------------------------
+
+
+class _Connection:
+    """One client: reads request lines, runs each request as a task, writes answers."""
+
+    def __init__(self, app: AppInterface, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.app = app
+        self.reader = reader
+        self.writer = writer
+        self._write_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._by_id: dict[str | int, asyncio.Task[None]] = {}
+        self._cancelled: set[asyncio.Task[None]] = set()
+
+    async def write(self, message: Message) -> None:
+        """Write one message line; raises ConnectionError when the client is gone."""
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("ascii")
+        async with self._write_lock:
+            if self.writer.is_closing():
+                raise ConnectionResetError("the client went away")
+            self.writer.write(data)
+            await self.writer.drain()
+            if self.writer.is_closing():
+                raise ConnectionResetError("the client went away")
+
+    async def _error(self, rid: RequestId, message: str, code: str) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.write({"id": rid, "error": _one_line(message), "code": code})
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    line = await self.reader.readline()
+                except (asyncio.LimitOverrunError, ValueError):
+                    await self._error(None, f"request line longer than {self.app.max_line} bytes", "too_long")
+                    return
+                except ConnectionError:
+                    return
+                if not line:
+                    return
+                if line.strip():
+                    await self._dispatch(line)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+    async def _dispatch(self, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            await self._error(None, f"the line is not JSON: {exc}", "bad_json")
+            return
+        if not isinstance(req, dict):
+            await self._error(None, "a request must be a JSON object", "bad_request")
+            return
+        rid = req.get("id")
+        if isinstance(rid, bool) or not isinstance(rid, str | int | None):
+            await self._error(None, "'id' must be a string, an integer or null", "bad_request")
+            return
+        op = req.get("op")
+        handler = self.app.handler(op) if isinstance(op, str) else None
+        if handler is None:
+            known = ", ".join(self.app.ops())
+            await self._error(rid, f"unknown op {op!r} (known: {known})", "unknown_op")
+            return
+        if rid is not None and rid in self._by_id:
+            await self._error(rid, f"request {rid!r} is still running on this connection", "bad_request")
+            return
+        if len(self._tasks) >= MAX_INFLIGHT:
+            await self._error(rid, f"more than {MAX_INFLIGHT} requests running on this connection", "busy")
+            return
+        task = asyncio.create_task(self._run(rid, handler, req))
+        self._tasks.add(task)
+        if rid is not None:
+            self._by_id[rid] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._cancelled.discard(t)
+            if rid is not None and self._by_id.get(rid) is t:
+                del self._by_id[rid]
+
+        task.add_done_callback(done)
+
+    async def _run(self, rid: RequestId, handler: Handler, req: Message) -> None:
+        async def emit(event: Message) -> None:
+            await self.write({"id": rid, **event})
+
+        try:
+            result = await handler(self, req, emit)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task not in self._cancelled:
+                raise
+            await self._error(rid, "cancelled by the client", "cancelled")
+            return
+        except ConnectionError:
+            return  # the client went away: nothing to answer
+        except Exception as exc:
+            if not isinstance(exc, ProximaError | _BadRequest):
+                log.exception("app interface: %s request failed", req.get("op"))
+            await self._error(rid, str(exc) or type(exc).__name__, _error_code(exc))
+            return
+        with contextlib.suppress(ConnectionError):
+            await self.write({"id": rid, "ok": True, **result})
+
+    def cancel(self, target: str | int) -> bool:
+        task = self._by_id.get(target)
+        if task is None or task is asyncio.current_task():
+            return False
+        self._cancelled.add(task)
+        task.cancel()
+        return True
+
+
+# -- ping ----------------------------------------------------------------------------------------
+
+
+class _PingSession:
+    """One ping request: its token and the replies it waits for (seq -> arrival time)."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_bytes(8)
+        self.waiting: dict[int, asyncio.Future[tuple[float, EID]]] = {}
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+class AppInterface:
+    """The application interface of one node, and its echo and ping services.
+
+    ``port`` 0 picks a free port (see :attr:`address` once started). Only loopback addresses
+    are accepted: the interface has no authentication.
+    """
+
+    def __init__(
+        self, node: Node, host: str = "127.0.0.1", port: int = 4242, *, max_line: int = MAX_LINE
+    ) -> None:
+        if not _is_loopback(host):
+            raise LocalError(f"the application interface listens on loopback only, not on {host!r}")
+        self.node = node
+        self.host = host
+        self.port = port
+        self.max_line = max_line
+        self.echo_endpoint = echo_endpoint(node.config.node_id)
+        self.ping_endpoint = _ping_endpoint(node.config.node_id)
+        self._server: asyncio.Server | None = None
+        self._services: list[asyncio.Task[None]] = []
+        self._connections: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._locks: dict[EID, asyncio.Lock] = {}
+        self._pings: dict[bytes, _PingSession] = {}
+        self._handlers: dict[str, Handler] = {
+            "register": _op_register,
+            "send": _op_send,
+            "recv": _op_recv,
+            "status": _op_status,
+            "ping": _op_ping,
+            "cancel": _op_cancel,
+        }
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        """Register the echo and ping endpoints, start their services and listen."""
+        self.node.register(self.echo_endpoint)
+        self.node.register(self.ping_endpoint)
+        self._services = [
+            asyncio.create_task(self._service(self.echo_endpoint, self._echo), name="proxima-echo"),
+            asyncio.create_task(self._service(self.ping_endpoint, self._ping_reply), name="proxima-ping"),
+        ]
+        try:
+            self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=self.max_line)
+        except OSError as exc:
+            await self.stop()
+            where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+            raise LocalError(
+                f"the application interface cannot listen on {where}: {exc.strerror or exc}"
+            ) from exc
+        self.port = self.address[1]
+
+    async def stop(self) -> None:
+        """Stop listening, drop the clients (unacknowledged bundles stay stored) and the services."""
+        if self._server is not None:
+            self._server.close()
+        tasks = [*self._connections, *self._services]
+        for task in tasks:
+            task.cancel()
+        for task in [*tasks, *self._background]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        self._services = []
+
+    async def __aenter__(self) -> AppInterface:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) listened on."""
+        if self._server is None or not self._server.sockets:
+            return self.host, self.port
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    @property
+    def connections(self) -> int:
+        """Clients connected now."""
+        return len(self._connections)
+
+    def handler(self, op: str) -> Handler | None:
+        return self._handlers.get(op)
+
+    def ops(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def background(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coro`` as a task that :meth:`stop` waits for."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def lock(self, endpoint: EID) -> asyncio.Lock:
+        """Serialises takers of one endpoint (the node hands the oldest bundle to each)."""
+        return self._locks.setdefault(endpoint, asyncio.Lock())
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            await _Connection(self, reader, writer).run()
+        except asyncio.CancelledError:
+            pass  # stop(): asyncio (3.11) would log a cancelled client task as an error
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+
+    # -- services on the node's own endpoints
+
+    async def _service(self, endpoint: EID, handle: Callable[[Bundle], Awaitable[None]]) -> None:
+        """Take bundles for ``endpoint`` for ever; each one is handled, then acknowledged."""
+        while True:
+            try:
+                async with self.lock(endpoint):
+                    delivery = await self.node.take(endpoint)
+                    if delivery is None:
+                        continue
+                    try:
+                        await handle(delivery.bundle)
+                    except ProximaError as exc:
+                        log.warning(
+                            "%s: dropping a bundle from %s: %s", endpoint, delivery.bundle.primary.source, exc
+                        )
+                    await asyncio.shield(self.node.ack(endpoint, delivery.store_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: service failed; retrying", endpoint)
+                await asyncio.sleep(1.0)
+
+    async def _echo(self, bundle: Bundle) -> None:
+        p = bundle.primary
+        if p.source.is_none or p.flags & BundleFlag.ADMIN_RECORD:
+            return
+        lifetime = max(1, min(p.lifetime, 86_400_000))
+        await asyncio.shield(
+            self.node.send(p.source, bundle.payload, source=self.echo_endpoint, lifetime_ms=lifetime)
+        )
+
+    async def _ping_reply(self, bundle: Bundle) -> None:
+        data = bundle.payload
+        if len(data) < PING_HEADER.size:
+            return
+        magic, token, seq = PING_HEADER.unpack_from(data)
+        session = self._pings.get(token) if magic == PING_MAGIC else None
+        if session is None:
+            return  # a late reply to a finished ping
+        waiter = session.waiting.get(seq)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((time.monotonic(), bundle.primary.source))
+
+    async def ping(
+        self,
+        to: EID,
+        emit: Emit,
+        *,
+        count: int,
+        size: int,
+        timeout: float,
+        interval: float,
+    ) -> Message:
+        """Send ``count`` bundles to the echo endpoint of ``to``'s node, reporting each reply."""
+        target = echo_endpoint(to)
+        session = _PingSession()
+        self._pings[session.token] = session
+        lifetime_ms = max(1000, math.ceil(timeout * 1000))
+        rtts: list[float | None] = []
+        loop = asyncio.get_running_loop()
+        try:
+            for seq in range(count):
+                started = time.monotonic()
+                waiter: asyncio.Future[tuple[float, EID]] = loop.create_future()
+                session.waiting[seq] = waiter
+                header = PING_HEADER.pack(PING_MAGIC, session.token, seq)
+                payload = header + bytes(size - len(header))
+                sent = self.node.send(target, payload, source=self.ping_endpoint, lifetime_ms=lifetime_ms)
+                await asyncio.shield(sent)
+                try:
+                    arrived, source = await asyncio.wait_for(
+                        waiter, max(0.0, timeout - (time.monotonic() - started))
+                    )
+                except TimeoutError:
+                    rtts.append(None)
+                    await emit({"event": "timeout", "seq": seq})
+                else:
+                    rtt = round((arrived - started) * 1000, 3)
+                    rtts.append(rtt)
+                    await emit(
+                        {"event": "reply", "seq": seq, "rtt_ms": rtt, "bytes": size, "from": str(source)}
+                    )
+                finally:
+                    session.waiting.pop(seq, None)
+                if seq + 1 < count:
+                    await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+        finally:
+            del self._pings[session.token]
+        received = sum(1 for r in rtts if r is not None)
+        return {"to": str(target), "sent": len(rtts), "received": received, "rtts_ms": rtts}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- operations ----------------------------------------------------------------------------------
+
+
+async def _op_register(conn: _Connection, req: Message, emit: Emit) -> Message:
+    endpoint = _local_endpoint(conn.app.node, req)
+    conn.app.node.register(endpoint)
+    return {"endpoint": str(endpoint)}
+
+
+def _local_endpoint(node: Node, req: Message) -> EID:
+    """The request's ``endpoint``, which must belong to this node unless it names a group."""
+    endpoint = _eid(req, "endpoint")
+    own = node.agent.node_id
+    if endpoint.is_singleton and endpoint.node_id != own:
+        raise _BadRequest(f"{req.get('op')}: {endpoint} is not an endpoint of this node ({own})", "refused")
+    return endpoint
+
+
+async def _op_send(conn: _Connection, req: Message, emit: Emit) -> Message:
+    node = conn.app.node
+    to = _eid(req, "to")
+    payload = _payload(req)
+    lifetime = _seconds(req, "lifetime_s", 86_400.0)
+    lifetime_ms = math.ceil((lifetime or 0.0) * 1000)
+    if lifetime_ms <= 0:
+        raise _BadRequest("send: 'lifetime_s' must be more than 0")
+    report_to = _eid(req, "report_to", DTN_NONE)
+    flags = _int(req, "flags", 0, (1 << 64) - 1, 0)
+    if flags & ~_APP_FLAGS:
+        raise _BadRequest("send: 'flags' may not mark a bundle as a fragment or an administrative record")
+    klass = _class(req)
+    source = _eid(req, "source", node.agent.node_id)
+    if not source.is_none and source.node_id != node.agent.node_id:
+        raise _BadRequest(f"send: 'source' {source} is not an endpoint of this node ({node.agent.node_id})")
+    durable = node.send(
+        to, payload, source=source, lifetime_ms=lifetime_ms, report_to=report_to, flags=flags, klass=klass
+    )
+    created, sequence = node.agent.sequence_state  # set by the send above, before any await
+    await asyncio.shield(durable)
+    return {"source": str(source), "creation_time": created, "sequence": sequence}
+
+
+def _class(req: Message) -> int | None:
+    value = _get(req, "class", (int, str), None)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in CLASSES:
+            raise _BadRequest(f"send: 'class' must be one of {', '.join(CLASSES)}, not {value!r}")
+        return CLASSES[value]
+    if value not in CLASSES.values():
+        raise _BadRequest(f"send: 'class' must be 0 (bulk) or 1 (expedited), not {value}")
+    return int(value)
+
+
+async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
+    app, node = conn.app, conn.app.node
+    endpoint = _local_endpoint(node, req)
+    count = _int(req, "count", 0, 1 << 32, 1)
+    timeout = _seconds(req, "timeout_s", None)
+    node.register(endpoint)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    lock = app.lock(endpoint)
+    received = 0
+    while count == 0 or received < count:
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        if not await _acquire(lock, remaining):
+            break
+        handed = False
+        try:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            delivery = await node.take(endpoint, remaining)
+            if delivery is None:
+                break
+            # Once begun, handing the bundle over finishes even if this request is cancelled,
+            # so a bundle written to the socket is always acknowledged, and only once.
+            handed = True
+            written = await asyncio.shield(app.background(_hand_over(app, endpoint, delivery, emit, lock)))
+        finally:
+            if not handed:
+                lock.release()
+        if not written:
+            raise ConnectionResetError("the client went away")
+        received += 1
+    return {"count": received}
+
+
+async def _hand_over(
+    app: AppInterface, endpoint: EID, delivery: Delivery, emit: Emit, lock: asyncio.Lock
+) -> bool:
+    """Write one bundle to the client, then acknowledge it to the node; False if the client is gone."""
+    try:
+        p = delivery.bundle.primary
+        size = len(delivery.bundle.payload)
+        if (size + 2) // 3 * 4 > app.max_line - 4096:
+            raise _BadRequest(
+                f"recv: the bundle from {p.source} ({p.creation_time}.{p.sequence}) has a "
+                f"{size}-byte payload, more than this interface carries; it stays stored",
+                "too_large",
+            )
+        try:
+            await emit(
+                {
+                    "event": "bundle",
+                    "endpoint": str(endpoint),
+                    "source": str(p.source),
+                    "destination": str(p.destination),
+                    "creation_time": p.creation_time,
+                    "sequence": p.sequence,
+                    "lifetime_ms": p.lifetime,
+                    "flags": int(p.flags),
+                    "payload": _b64(delivery.bundle.payload),
+                }
+            )
+        except ConnectionError:
+            return False  # not acknowledged: the store keeps it for the next recv
+        # Written to the client's transport: from now on the bundle is the client's.
+        try:
+            await app.node.ack(endpoint, delivery.store_id)
+        except ProximaError as exc:
+            log.warning("%s: cannot forget delivered bundle %d: %s", endpoint, delivery.store_id, exc)
+        return True
+    finally:
+        lock.release()
+
+
+async def _op_status(conn: _Connection, req: Message, emit: Emit) -> Message:
+    app = conn.app
+    status = app.node.status()
+    host, port = app.address
+    status["app"] = {
+        "host": host,
+        "port": port,
+        "clients": app.connections,
+        "echo_endpoint": str(app.echo_endpoint),
+        "ping_endpoint": str(app.ping_endpoint),
+    }
+    return {"status": status}
+
+
+async def _op_ping(conn: _Connection, req: Message, emit: Emit) -> Message:
+    to = _eid(req, "to")
+    if to.is_none:
+        raise _BadRequest("ping: 'to' must name a node, not dtn:none")
+    count = _int(req, "count", 1, MAX_PING_COUNT, 4)
+    size = _int(req, "size", PING_HEADER.size, MAX_PING_SIZE, 64)
+    timeout = _seconds(req, "timeout_s", 10.0) or 0.0
+    interval = _seconds(req, "interval_s", 1.0) or 0.0
+    return await conn.app.ping(to, emit, count=count, size=size, timeout=timeout, interval=interval)
+
+
+async def _op_cancel(conn: _Connection, req: Message, emit: Emit) -> Message:
+    target = _get(req, "target", (str, int))
+    return {"cancelled": conn.cancel(target)}

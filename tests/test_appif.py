@@ -1,0 +1,722 @@
+"""The application interface, the client and the node commands, over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from click.testing import CliRunner
+
+from proxima.bpv7 import EID
+from proxima.cli import main
+from proxima.client import NodeClient, NodeConnectionError, NodeRequestError, PingResult, parse_address
+from proxima.errors import LocalError
+from proxima.runtime.appif import AppInterface, echo_endpoint
+from proxima.runtime.config import NodeConfig, RouteConfig
+from proxima.runtime.node import Node
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+ISS, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:3.0")
+POSTS = EID.parse("ipn:3.7")
+LIMIT = 20.0  # seconds any one test may take at most
+
+
+class MemLink:
+    """One direction of an in-memory session: send() hands bytes to the other node."""
+
+    def __init__(self, peer_node: Node, peer: EID, sender: Node) -> None:
+        self.peer_node = peer_node
+        self._peer = peer
+        self.sender = sender
+
+    @property
+    def peer(self) -> EID | None:
+        return self._peer
+
+    @property
+    def cla(self) -> str:
+        return "mem"
+
+    async def send(self, data: bytes) -> None:
+        incoming = self.peer_node.open_incoming(None, len(data))
+        incoming.write(data)
+        await incoming.commit()
+
+    async def close(self) -> None:
+        self.sender.link_down(self)
+
+
+def join(a: Node, b: Node) -> None:
+    a.link_up(MemLink(b, b.config.node_id, a))
+    b.link_up(MemLink(a, a.config.node_id, b))
+
+
+def make(tmp: Path, node_id: EID, **kw: Any) -> Node:
+    config = NodeConfig(
+        node_id=node_id, store_path=tmp / str(node_id).replace(":", "_").replace("/", "_"), **kw
+    )
+    node = Node(config)
+    node.open()
+    return node
+
+
+class Pair:
+    """Two nodes joined in memory, each with its application interface on a free port."""
+
+    def __init__(self, tmp: Path, *, joined: bool = True) -> None:
+        self.tmp = tmp
+        self.iss = make(tmp, ISS, routes=(RouteConfig("*", GROUND),))
+        self.ground = make(tmp, GROUND, routes=(RouteConfig("*", ISS),))
+        self.iss_app = AppInterface(self.iss, "127.0.0.1", 0)
+        self.ground_app = AppInterface(self.ground, "127.0.0.1", 0)
+        if joined:
+            join(self.iss, self.ground)
+
+    async def start(self) -> None:
+        await self.iss_app.start()
+        await self.ground_app.start()
+
+    async def stop(self) -> None:
+        for app in (self.iss_app, self.ground_app):
+            await app.stop()
+        for node in (self.iss, self.ground):
+            await node.stop()
+
+    async def client(self, app: AppInterface) -> NodeClient:
+        return await NodeClient.connect(*app.address)
+
+
+@contextlib.asynccontextmanager
+async def pair(tmp: Path, *, joined: bool = True) -> AsyncIterator[Pair]:
+    p = Pair(tmp, joined=joined)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+def run(tmp: Path, body: Callable[[Pair], Awaitable[None]], *, joined: bool = True) -> None:
+    async def main() -> None:
+        async with pair(tmp, joined=joined) as p:
+            await body(p)
+
+    asyncio.run(asyncio.wait_for(main(), LIMIT))
+
+
+class Raw:
+    """A bare protocol connection: write lines, read JSON answers."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, app: AppInterface) -> Raw:
+        return cls(*await asyncio.open_connection(*app.address))
+
+    async def line(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def request(self, **req: Any) -> None:
+        await self.line(json.dumps(req).encode() + b"\n")
+
+    async def answer(self) -> dict[str, Any]:
+        line = await asyncio.wait_for(self.reader.readline(), 5)
+        assert line, "the server closed the connection"
+        doc: dict[str, Any] = json.loads(line)
+        return doc
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+# -- the protocol, through the client ------------------------------------------------------------
+
+
+def test_register_send_recv_between_two_nodes(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            sent = await iss.send(POSTS, "Bonjour depuis l'ISS", lifetime=600)
+            assert sent.source == "ipn:1.0" and sent.creation_time > 0
+            sent2 = await iss.send(POSTS, b"\x00\xffbinary", source="ipn:1.5", klass="bulk")
+            assert sent2.source == "ipn:1.5"
+            assert (sent2.creation_time, sent2.sequence) > (sent.creation_time, sent.sequence)
+            got = await ground.recv(POSTS, count=2, timeout=5)
+            assert [b.payload for b in got] == [b"Bonjour depuis l'ISS", b"\x00\xffbinary"]
+            first = got[0]
+            assert (first.source, first.destination, first.endpoint) == ("ipn:1.0", "ipn:3.7", "ipn:3.7")
+            assert (first.creation_time, first.sequence) == (sent.creation_time, sent.sequence)
+            assert first.lifetime_ms == 600_000
+            assert await ground.recv(POSTS, count=1, timeout=0) == []  # acknowledged: gone
+        assert p.ground.pending_deliveries(POSTS) == 0
+        assert p.ground.status()["stored"]["bundles"] == 0
+
+    run(tmp_path, body)
+
+
+def test_recv_waits_for_a_bundle_sent_later(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            waiting = asyncio.create_task(ground.recv(POSTS, count=1, timeout=10))
+            await until(lambda: POSTS in p.ground.agent.endpoints)  # recv registers the endpoint
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+            await iss.send(POSTS, "late post")
+            got = await waiting
+            assert [b.payload for b in got] == [b"late post"]
+
+    run(tmp_path, body)
+
+
+def test_recv_streams_until_count_and_times_out(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            for i in range(3):
+                await iss.send(POSTS, f"post {i}")
+            seen = [b.payload async for b in ground.recv_iter(POSTS, count=0, timeout=0.5)]
+            assert seen == [b"post 0", b"post 1", b"post 2"]
+
+    run(tmp_path, body)
+
+
+def test_unread_bundles_stay_for_the_next_client(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        app = p.ground_app
+        # A client asks, then goes away before anything arrives.
+        raw = await Raw.open(app)
+        await raw.request(id=1, op="recv", endpoint=str(POSTS), count=1, timeout_s=10)
+        await until(lambda: POSTS in p.ground.agent.endpoints)
+        await raw.close()
+        await until(lambda: app.connections == 0)
+        async with await p.client(p.iss_app) as iss:
+            await iss.send(POSTS, "kept for the next one")
+        await until(lambda: p.ground.pending_deliveries(POSTS) == 1)
+        await asyncio.sleep(0.05)
+        assert p.ground.pending_deliveries(POSTS) == 1  # nobody acknowledged it
+        async with await p.client(app) as ground:
+            got = await ground.recv(POSTS, count=1, timeout=5)
+        assert [b.payload for b in got] == [b"kept for the next one"]
+        assert p.ground.pending_deliveries(POSTS) == 0
+
+    run(tmp_path, body)
+
+
+def test_bundles_read_after_an_early_break_go_to_the_next_recv(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            for i in range(4):
+                await iss.send(POSTS, f"post {i}")
+            await until(lambda: p.ground.pending_deliveries(POSTS) == 4)
+            first: list[bytes] = []
+            async with contextlib.aclosing(ground.recv_iter(POSTS, count=4, timeout=5)) as it:
+                async for b in it:
+                    first.append(b.payload)
+                    break
+            rest = await ground.recv(POSTS, count=0, timeout=0.3)
+            assert first + [b.payload for b in rest] == [f"post {i}".encode() for i in range(4)]
+
+    run(tmp_path, body)
+
+
+def test_ping_between_two_nodes(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        assert p.ground_app.echo_endpoint == EID.parse("ipn:3.2047")
+        async with await p.client(p.iss_app) as iss:
+            seen: list[Any] = []
+            result = await iss.ping("ipn:3.0", count=3, size=100, timeout=5, interval=0, on_reply=seen.append)
+            assert isinstance(result, PingResult)
+            assert (result.to, result.sent, result.received, result.loss) == ("ipn:3.2047", 3, 3, 0.0)
+            assert [r.seq for r in seen] == [0, 1, 2]
+            assert all(r.rtt_ms is not None and r.rtt_ms >= 0 and r.size == 100 for r in seen)
+            assert seen[0].source == "ipn:3.2047"
+            stats = result.stats()
+            assert stats["min_ms"] is not None and stats["max_ms"] is not None
+            assert stats["min_ms"] <= (stats["p50_ms"] or 0) <= stats["max_ms"]
+        # Nothing is left behind: requests and replies were all acknowledged.
+        await until(
+            lambda: p.iss.status()["stored"]["bundles"] == 0 and p.ground.status()["stored"]["bundles"] == 0
+        )
+
+    run(tmp_path, body)
+
+
+def test_ping_without_a_path_times_out(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.iss_app) as iss:
+            result = await iss.ping("ipn:3.0", count=2, timeout=0.1, interval=0)
+            assert (result.sent, result.received, result.rtts_ms) == (2, 0, [None, None])
+            assert result.stats()["avg_ms"] is None
+
+    run(tmp_path, body, joined=False)
+
+
+def test_a_node_pings_itself_and_dtn_nodes_have_an_echo_endpoint(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground:
+            result = await ground.ping("ipn:3.0", count=1, timeout=5)
+            assert result.received == 1
+
+    assert echo_endpoint(EID.parse("dtn://relay/anything")) == EID.parse("dtn://relay/echo")
+
+    run(tmp_path, body)
+
+
+def test_status(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.iss_app) as iss:
+            status = await iss.status()
+            assert status["node_id"] == "ipn:1.0"
+            assert status["peers_up"] == ["ipn:3.0"]
+            assert status["links_up"] == {"mem": 1}
+            assert status["app"]["port"] == p.iss_app.address[1]
+            assert status["app"]["clients"] == 1
+            assert status["app"]["echo_endpoint"] == "ipn:1.2047"
+            assert set(status["counters"]) >= {"originated", "delivered"}
+
+    run(tmp_path, body)
+
+
+def test_node_refusals_are_errors_with_codes(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.iss_app) as iss:
+            with pytest.raises(NodeRequestError, match="malformed ipn endpoint ID") as info:
+                await iss.send("ipn:nope", "x")
+            assert info.value.code == "bad_request"
+            with pytest.raises(NodeRequestError, match="not an endpoint of this node") as info:
+                await iss.send(POSTS, "x", source="ipn:9.1")
+            with pytest.raises(NodeRequestError, match="fragment") as info:
+                await iss.send(POSTS, "x", flags=1)
+            with pytest.raises(NodeRequestError, match="cannot register dtn:none") as info:
+                await iss.register("dtn:none")
+            assert info.value.code == "refused"
+            with pytest.raises(NodeRequestError, match=r"ipn:3\.7 is not an endpoint of this node") as info:
+                await iss.recv(POSTS, timeout=0)
+            assert info.value.code == "refused"
+            assert (await iss.status())["node_id"] == "ipn:1.0"  # the connection still serves
+
+    run(tmp_path, body)
+
+
+# -- the protocol, raw ---------------------------------------------------------------------------
+
+
+def test_malformed_lines_and_unknown_ops_get_errors_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.iss_app)
+        other = await Raw.open(p.iss_app)
+        try:
+            await raw.line(b"{not json\n")
+            a = await raw.answer()
+            assert (a["id"], a["code"]) == (None, "bad_json") and "\n" not in a["error"]
+            await raw.line(b"\xff\xfe\n")
+            assert (await raw.answer())["code"] == "bad_json"
+            await raw.line(b"[1, 2]\n")
+            assert (await raw.answer())["code"] == "bad_request"
+            await raw.request(id="a", op="teleport")
+            a = await raw.answer()
+            assert (a["id"], a["code"]) == ("a", "unknown_op") and "send" in a["error"]
+            await raw.request(id=7)
+            assert (await raw.answer())["code"] == "unknown_op"
+            await raw.request(id=8, op="send", to=str(POSTS), payload="***")
+            a = await raw.answer()
+            assert (a["id"], a["code"]) == (8, "bad_request") and "base64" in a["error"]
+            await raw.request(id=9, op="recv", endpoint="ipn:1.7", count=True)
+            assert (await raw.answer())["code"] == "bad_request"
+            await raw.line(b"[" * 100_000 + b"\n")
+            assert (await raw.answer())["code"] == "bad_json"
+            await raw.line(b'{"id": "\\ud800", "op": "nope"}\n')  # a lone surrogate, echoed escaped
+            a = await raw.answer()
+            assert (a["id"], a["code"]) == ("\ud800", "unknown_op")
+            await raw.line(b"\n")  # blank lines are ignored
+            await raw.request(id=10, op="send", to=str(POSTS), payload=base64.b64encode(b"ok").decode())
+            a = await raw.answer()
+            assert a["id"] == 10 and a["ok"] is True and a["source"] == "ipn:1.0"
+            await other.request(id=1, op="status")
+            assert (await other.answer())["status"]["node_id"] == "ipn:1.0"
+        finally:
+            await raw.close()
+            await other.close()
+
+    run(tmp_path, body)
+
+
+def test_concurrent_requests_and_cancel(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.ground_app)
+        try:
+            await raw.request(id=1, op="recv", endpoint=str(POSTS), timeout_s=30)
+            await raw.request(id=1, op="status")
+            assert (await raw.answer())["code"] == "bad_request"  # id 1 is still running
+            await raw.request(id=2, op="status")
+            assert (await raw.answer())["id"] == 2  # answered while recv waits
+            await raw.request(id=3, op="cancel", target=1)
+            answers: dict[Any, dict[str, Any]] = {}
+            for _ in range(2):
+                a = await raw.answer()
+                answers[a["id"]] = a
+            assert answers[3] == {"id": 3, "ok": True, "cancelled": True}
+            assert answers[1]["code"] == "cancelled"
+        finally:
+            await raw.close()
+
+    run(tmp_path, body)
+
+
+def test_too_long_line_closes_only_that_client(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = make(tmp_path, ISS)
+        app = AppInterface(node, "127.0.0.1", 0, max_line=1024)
+        await app.start()
+        try:
+            raw = await Raw.open(app)
+            await raw.line(b'{"id": 1, "op": "send", "payload": "' + b"A" * 4096 + b'"}\n')
+            a = await raw.answer()
+            assert a["code"] == "too_long"
+            assert await asyncio.wait_for(raw.reader.read(), 5) == b""  # closed
+            await raw.close()
+            async with await NodeClient.connect(*app.address) as c:
+                assert (await c.status())["node_id"] == "ipn:1.0"
+        finally:
+            await app.stop()
+            await node.stop()
+
+    asyncio.run(asyncio.wait_for(main(), LIMIT))
+
+
+def test_a_bundle_too_large_for_a_line_stays_stored(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = make(tmp_path, GROUND, endpoints=(POSTS,))
+        app = AppInterface(node, "127.0.0.1", 0, max_line=8192)
+        await app.start()
+        try:
+            async with await NodeClient.connect(*app.address) as c:
+                await c.send(POSTS, b"x" * 3500)
+                with pytest.raises(NodeRequestError, match="3500-byte payload") as info:
+                    await c.recv(POSTS, timeout=5)
+                assert info.value.code == "too_large"
+            assert node.pending_deliveries(POSTS) == 1
+        finally:
+            await app.stop()
+            await node.stop()
+
+    asyncio.run(asyncio.wait_for(main(), LIMIT))
+
+
+def test_only_loopback(tmp_path: Path) -> None:
+    node = Node(NodeConfig(node_id=ISS, store_path=tmp_path / "s"))
+    with pytest.raises(LocalError, match="loopback only"):
+        AppInterface(node, "0.0.0.0", 0)
+    AppInterface(node, "::1", 0)
+    AppInterface(node, "localhost", 0)
+
+
+def test_client_errors(tmp_path: Path) -> None:
+    port = free_port()
+
+    async def main() -> None:
+        with pytest.raises(NodeConnectionError, match=f"cannot reach the node at 127.0.0.1:{port}: "):
+            await NodeClient.connect("127.0.0.1", port)
+
+    asyncio.run(main())
+    assert parse_address("127.0.0.1:4242") == ("127.0.0.1", 4242)
+    assert parse_address("[::1]:80") == ("::1", 80)
+    assert parse_address("4300") == ("127.0.0.1", 4300)
+    for bad in ("nohost", "h:0", "h:99999", "::1:80", ":80"):
+        with pytest.raises(LocalError):
+            parse_address(bad)
+
+
+def test_connection_lost_fails_pending_requests(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        client = await p.client(p.ground_app)
+        waiting = asyncio.create_task(client.recv(POSTS, timeout=30))
+        await until(lambda: POSTS in p.ground.agent.endpoints)
+        await p.ground_app.stop()
+        with pytest.raises(NodeConnectionError, match="closed the connection"):
+            await waiting
+        with pytest.raises(NodeConnectionError):
+            await client.status()
+        await client.close()
+
+    run(tmp_path, body)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Background:
+    """Two joined nodes and their interfaces, served by an event loop in another thread."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.pair: Pair | None = None
+
+    def call(self, coro: Awaitable[Any]) -> Any:
+        async def wrapped() -> Any:
+            return await coro
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(LIMIT)
+
+    def __enter__(self) -> Background:
+        self.thread.start()
+
+        async def setup() -> Pair:
+            p = Pair(self.tmp)
+            await p.start()
+            return p
+
+        self.pair = self.call(setup())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pair is not None:
+            self.call(self.pair.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(LIMIT)
+        self.loop.close()
+
+    @property
+    def iss(self) -> str:
+        assert self.pair is not None
+        return f"127.0.0.1:{self.pair.iss_app.address[1]}"
+
+    @property
+    def ground(self) -> str:
+        assert self.pair is not None
+        return f"127.0.0.1:{self.pair.ground_app.address[1]}"
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[Background]:
+    with Background(tmp_path) as bg:
+        yield bg
+
+
+def cli(*args: str, stdin: bytes | None = None) -> Any:
+    return CliRunner().invoke(main, list(args), input=stdin)
+
+
+def test_cli_send_and_recv(nodes: Background, tmp_path: Path) -> None:
+    # Nothing yet (and recv registers the endpoint, so what is sent next waits for it).
+    r = cli("recv", "--node", nodes.ground, "--endpoint", "ipn:3.7", "--timeout", "0.2")
+    assert r.exit_code == 1
+    assert r.stderr == "error: timed out after 0.2 s: received 0 of 1 bundle\n"
+    r = cli("send", "--node", nodes.iss, "--to", "ipn:3.7", "--payload", "Bonjour", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"to", "source", "creation_time", "sequence", "bytes"}
+    assert (doc["to"], doc["source"], doc["bytes"]) == ("ipn:3.7", "ipn:1.0", 7)
+    r = cli("recv", "--node", nodes.ground, "--endpoint", "ipn:3.7", "--timeout", "5")
+    assert (r.exit_code, r.stdout) == (0, "Bonjour\n")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(bytes(range(256)))
+    r = cli("send", "--node", nodes.iss, "--to", "ipn:3.7", "--file", str(photo), "--lifetime", "60")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("sent 256 bytes to ipn:3.7 (bundle ipn:1.0 ")
+    r = cli("send", "--node", nodes.iss, "--to", "ipn:3.7", "--payload", "deuxième")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "inbox"
+    r = cli("recv", "--node", nodes.ground, "--endpoint", "ipn:3.7", "--out-dir", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["source"], doc["bytes"], doc["lifetime_ms"]) == ("ipn:1.0", 256, 60_000)
+    assert Path(doc["file"]).read_bytes() == bytes(range(256))
+    assert Path(doc["file"]).parent == out
+    r = cli("recv", "--node", nodes.ground, "--endpoint", "ipn:3.7", "--count", "0", "--timeout", "0.3")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "deuxième\n"
+    r = cli("send", "--node", nodes.iss, "--to", "ipn:3.7", "--payload", "trois", "--json")
+    assert r.exit_code == 0, r.output
+    r = cli("recv", "--node", nodes.ground, "--endpoint", "ipn:3.7", "--json", "--timeout", "5")
+    doc = json.loads(r.stdout)
+    assert (doc["text"], base64.b64decode(doc["payload"])) == ("trois", b"trois")
+
+
+def test_cli_ping(nodes: Background) -> None:
+    r = cli("ping", "ipn:3.0", "--node", nodes.iss, "--count", "3", "--interval", "0", "--size", "32")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "PING ipn:3.0 (ipn:3.2047): 32-byte bundles"
+    for seq, line in enumerate(lines[1:4]):
+        assert re.fullmatch(rf"32 bytes from ipn:3\.2047: seq={seq} time=\d+\.\d{{3}} ms", line), line
+    assert lines[4] == "--- ipn:3.0 ping statistics ---"
+    assert lines[5] == "3 bundles sent, 3 received, 0% loss"
+    assert re.fullmatch(r"rtt min/avg/max/p50/p99 = (\d+\.\d{3}/){4}\d+\.\d{3} ms", lines[6]), lines[6]
+    r = cli("ping", "ipn:3.5", "--node", nodes.iss, "--count", "2", "--interval", "0", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["to"], doc["echo"], doc["sent"], doc["received"], doc["loss_percent"]) == (
+        "ipn:3.5",
+        "ipn:3.2047",
+        2,
+        2,
+        0,
+    )
+    assert len(doc["rtts_ms"]) == 2 and set(doc) >= {"min_ms", "avg_ms", "max_ms", "p50_ms", "p99_ms"}
+
+
+def test_cli_ping_without_reply_exits_1(tmp_path: Path) -> None:
+    with Background(tmp_path) as bg:
+        r = cli("ping", "ipn:9.0", "--node", bg.iss, "--count", "1", "--timeout", "0.1")
+    assert r.exit_code == 1
+    assert "no reply for seq=0 within 0.1 s" in r.stdout
+    assert "1 bundle sent, 0 received, 100% loss" in r.stdout
+    assert r.stderr == "error: no reply from ipn:9.0\n"
+
+
+def test_cli_node_status(nodes: Background) -> None:
+    r = cli("node", "status", "--node", nodes.iss, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["node_id"] == "ipn:1.0" and doc["peers_up"] == ["ipn:3.0"]
+    r = cli("node", "status", "--node", nodes.ground)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("node ipn:3.0, up ")
+    assert "peers up: ipn:1.0" in r.stdout and "application interface: 127.0.0.1:" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("node", "status"),
+        ("send", "--to", "ipn:3.7", "--payload", "x"),
+        ("recv", "--endpoint", "ipn:3.7"),
+        ("ping", "ipn:3.0"),
+    ],
+)
+def test_cli_unreachable_node_is_a_one_line_error(args: tuple[str, ...]) -> None:
+    port = free_port()
+    r = cli(*args, "--node", f"127.0.0.1:{port}")
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"error: cannot reach the node at 127.0.0.1:{port}: ")
+    assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("send", "--to", "ipn:3.7"), 2, "give exactly one of --payload and --file"),
+        (("send", "--to", "ipn:3.7", "--payload", "x", "--file", "f"), 2, "give exactly one"),
+        (("send", "--to", "nope", "--payload", "x"), 1, "--to: endpoint ID 'nope' has no scheme"),
+        (("send", "--node", "nohost", "--to", "ipn:3.7", "--payload", "x"), 2, "is not HOST:PORT"),
+        (("recv", "--endpoint", "ipn:x"), 1, "--endpoint: malformed ipn endpoint ID"),
+        (("ping", "dtn:none"), 1, "EID: dtn:none names no node to ping"),
+        (("ping", "ipn:3.0", "--size", "4"), 2, "--size"),
+        (("node", "run", "--config", "/nonexistent/n.toml"), 1, "cannot read the configuration"),
+    ],
+)
+def test_cli_usage_errors(args: tuple[str, ...], code: int, message: str) -> None:
+    r = cli(*args)
+    assert r.exit_code == code, r.output
+    assert message in r.stderr
+
+
+def test_cli_help() -> None:
+    for args in (["node", "run"], ["node", "status"], ["send"], ["recv"], ["ping"]):
+        r = cli(*args, "--help")
+        assert r.exit_code == 0 and ("--node" in r.stdout or "--config" in r.stdout)
+
+
+class NodeProcess:
+    """``proxima node run`` in a child process; ``port`` is its application interface."""
+
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proxima", "node", "run", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.line = self.proc.stdout.readline()
+        m = re.match(r"node \S+ running: application interface on 127\.0\.0\.1:(\d+)", self.line)
+        if m is None:
+            self.kill()
+            pytest.fail(f"node run printed {self.line!r}")
+        self.node = f"127.0.0.1:{m.group(1)}"
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=LIMIT)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_node_run_serves_until_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    config = tmp_path / "n.toml"
+    config.write_text('node_id = "ipn:5.0"\n[app]\nport = 0\n[storage]\npath = "store"\n')
+    node = NodeProcess(config)
+    try:
+        assert node.line.endswith(f"; store {tmp_path / 'store'}\n")
+        r = cli("node", "status", "--node", node.node, "--json")
+        assert json.loads(r.stdout)["node_id"] == "ipn:5.0"
+        r = cli("send", "--node", node.node, "--to", "ipn:5.0", "--payload", "self")
+        assert r.exit_code == 0, r.output
+        assert node.stop(sig) == (0, "node ipn:5.0 stopped\n", "")
+    finally:
+        node.kill()
+
+
+def test_two_nodes_over_tcpcl(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(2)]
+    for i, (me, other) in enumerate([(1, 2), (2, 1)]):
+        (tmp_path / f"{me}.toml").write_text(
+            f'node_id = "ipn:{me}.0"\n[app]\nport = 0\n'
+            f'[[listen]]\ncla = "tcpcl"\nport = {ports[i]}\n'
+            f'[[neighbour]]\nnode_id = "ipn:{other}.0"\ncla = "tcpcl"\nport = {ports[1 - i]}\n'
+        )
+    one, two = NodeProcess(tmp_path / "1.toml"), NodeProcess(tmp_path / "2.toml")
+    try:
+        assert f"tcpcl on 127.0.0.1:{ports[0]}" in one.line
+        r = cli("ping", "ipn:2.0", "--node", one.node, "--count", "2", "--interval", "0", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["received"] == 2
+        r = cli("recv", "--node", two.node, "--endpoint", "ipn:2.5", "--timeout", "0")  # registers it
+        assert r.exit_code == 1
+        r = cli("send", "--node", one.node, "--to", "ipn:2.5", "--payload", "over TCPCL")
+        assert r.exit_code == 0, r.output
+        r = cli("recv", "--node", two.node, "--endpoint", "ipn:2.5", "--timeout", "10")
+        assert (r.exit_code, r.stdout) == (0, "over TCPCL\n")
+        assert one.stop()[0] == 0
+        assert two.stop()[0] == 0
+    finally:
+        one.kill()
+        two.kill()
