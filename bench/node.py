@@ -1,0 +1,886 @@
+"""Node throughput and latency: three proxima nodes in a chain on loopback over TCPCLv4.
+
+Run: ``.venv/bin/python bench/node.py [--quick] [--json] [--count N] [--sizes 10K 60K 10M 1G]``
+
+The chain: ISS ``ipn:1.0`` -> relay ``ipn:2.0`` -> ground ``ipn:3.0``, each node its own process
+(``python -m proxima node run --config FILE``, configuration generated in a temporary directory),
+TCPCLv4 between them, persistence on (each node's SQLite store in that directory), application
+interfaces on free loopback ports. Every figure is end to end: from the first ``send`` into the
+ISS node's application interface to the last bundle read with ``recv`` from the ground node's.
+
+Measured:
+
+1. 1 KB bundles per second sustained over ``--count`` bundles (default 100,000; ``--quick``
+   10,000), the sends pipelined over several connections, and whether every bundle arrived
+   exactly once (each payload carries its index);
+2. MB/s and Gbit/s for bundles of 10 KB, 60 KB, 10 MB and 1 GB (sizes binary: 1 KB = 1,024
+   payload bytes; rates decimal: 1 MB/s = 10^6 B/s), with the peak RSS of the relay process
+   (``VmHWM``, reset before each size through ``/proc/PID/clear_refs``). A payload the
+   application interface cannot carry is reported "not measured" with the reason;
+3. ping round trips ISS -> ground echo -> ISS (``NodeClient.ping``, interval 0), p50 and p99,
+   and for reference ISS -> relay echo (two nodes, as in ION's figure).
+
+Printed side by side with NASA ION 4.1.3's figures, which are *quoted* from issue 3 (ION on the
+same kind of machine, two nodes on loopback), not measured here: ION is not installed.
+Targets: >= 10,000 1-KB bundles/s sustained over 100,000; >= 1.5 Gbit/s for bundles of 60 KB
+and more; relay peak memory < 200 MB while relaying a 1 GB bundle; ping p50 < 0.5 ms.
+
+All node processes run in their own process groups (and die with this process through
+``PR_SET_PDEATHSIG``); they are stopped and the temporary directory removed on exit, Ctrl-C or
+failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proxima.client import MAX_LINE, NodeClient
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from proxima.client import Received
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+HEADER = 16  # payload prefix: 8-byte run tag, 8-byte index
+APP_PAYLOAD_LIMIT = (MAX_LINE - 4096) // 4 * 3  # what NodeClient.send accepts (base64 in a JSON line)
+STALL_S = 60.0  # a measurement is abandoned when nothing arrives for this long
+START_TIMEOUT_S = 30.0
+
+TARGET_RATE_1K = 10_000
+TARGET_RATE_COUNT = 100_000
+TARGET_GBITS = 1.5
+TARGET_GBITS_MIN_SIZE = 60 * KIB
+TARGET_PEAK_MB_1G = 200
+TARGET_PING_P50_MS = 0.5
+
+# NASA ION 4.1.3, two nodes on loopback, same kind of machine: quoted from issue 3, not measured.
+ION = {
+    "rate_1k_sustained": 4_500,  # TCP CL, sustained over 100,000 bundles
+    "rate_1k_short": (6_700, 8_200),  # TCP CL, short runs
+    "rate_1k_stcp": (3_800, 8_400),
+    "rate_60k": 2_400,  # 60 KB bundles/s
+    "gbits_60k": 1.17,
+    "rtt_stcp_ms": 0.21,
+    "rtt_tcpcl_ms": 70.0,  # no TCP_NODELAY
+}
+
+ISS, RELAY, GROUND = "iss", "relay", "ground"
+NODE_IDS = {ISS: "ipn:1.0", RELAY: "ipn:2.0", GROUND: "ipn:3.0"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------
+# The chain of node processes.
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free TCP ports on loopback (held open together, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def configs(app: dict[str, int], cl_relay: int, cl_ground: int) -> dict[str, str]:
+    """The three TOML configurations (store paths relative to each file)."""
+    return {
+        ISS: f"""node_id = "ipn:1.0"
+[storage]
+path = "iss-store"
+[app]
+host = "127.0.0.1"
+port = {app[ISS]}
+[[neighbour]]
+node_id = "ipn:2.0"
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {cl_relay}
+[[route]]
+destination = "*"
+via = "ipn:2.0"
+""",
+        RELAY: f"""node_id = "ipn:2.0"
+[storage]
+path = "relay-store"
+[app]
+host = "127.0.0.1"
+port = {app[RELAY]}
+[[listen]]
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {cl_relay}
+[[neighbour]]
+node_id = "ipn:3.0"
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {cl_ground}
+[[route]]
+destination = "ipn:1.*"
+via = "ipn:1.0"
+""",
+        GROUND: f"""node_id = "ipn:3.0"
+[storage]
+path = "ground-store"
+[app]
+host = "127.0.0.1"
+port = {app[GROUND]}
+[[listen]]
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {cl_ground}
+[[route]]
+destination = "*"
+via = "ipn:2.0"
+""",
+    }
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the bench process dies, however it dies."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Chain:
+    """Three node processes; :meth:`stop` kills them all and removes the directory."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="proxima-bench-node-"))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        ports = free_ports(5)
+        self.app = {ISS: ports[0], RELAY: ports[1], GROUND: ports[2]}
+        self.cl_relay, self.cl_ground = ports[3], ports[4]
+
+    def start(self) -> None:
+        """Write the configurations, start ground, relay, then ISS; wait for each to be up."""
+        for name, text in configs(self.app, self.cl_relay, self.cl_ground).items():
+            (self.dir / f"{name}.toml").write_text(text, encoding="utf-8")
+        for name in (GROUND, RELAY, ISS):
+            log = (self.dir / f"{name}.log").open("wb")
+            try:
+                self.procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", "proxima", "node", "run", "--config", f"{name}.toml"],
+                    cwd=self.dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: killpg reaches all of it
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                )
+            finally:
+                log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for name, proc in self.procs.items():
+            log_path = self.dir / f"{name}.log"
+            while b" running: " not in log_path.read_bytes():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} node exited ({proc.returncode}): {self.log_tail(name)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} node did not start: {self.log_tail(name)}")
+                time.sleep(0.02)
+
+    def log_tail(self, name: str, lines: int = 8) -> str:
+        try:
+            text = (self.dir / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} node died ({proc.returncode}): {self.log_tail(name)}")
+
+    def stop(self) -> None:
+        """SIGTERM every node's process group, SIGKILL what is left after 5 s; remove the directory."""
+        try:
+            for proc in self.procs.values():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5.0
+            for proc in self.procs.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+            for proc in self.procs.values():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the group: anything a node may have started
+                proc.wait()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    async def wait_sessions(self) -> None:
+        """Wait until ISS-relay and relay-ground TCPCL sessions are up on both sides."""
+        want = {ISS: {"ipn:2.0"}, RELAY: {"ipn:1.0", "ipn:3.0"}, GROUND: {"ipn:2.0"}}
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for name, peers in want.items():
+            async with await NodeClient.connect(port=self.app[name]) as c:
+                while not peers <= set((await c.status()).get("peers_up", [])):
+                    self.check_alive()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name}: TCPCL sessions to {sorted(peers)} not up")
+                    await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# Process probes: peak RSS and CPU time.
+
+
+def proc_status_kb(pid: int, field: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (``/proc/PID/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def reset_hwm(pid: int) -> bool:
+    """Reset VmHWM (peak RSS) of ``pid`` to its current RSS; False where the kernel refuses."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+class Probe:
+    """Over one measurement: each node's peak RSS (VmHWM, and sampled VmRSS) and CPU use."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.pids = {name: chain.pid(name) for name in (ISS, RELAY, GROUND)}
+        self.sampled: dict[str, int] = {}
+        self.hwm_reset = False
+        self._task: asyncio.Task[None] | None = None
+        self._cpu0: dict[str, float] = {}
+        self._t0 = 0.0
+
+    async def __aenter__(self) -> Probe:
+        resets = [reset_hwm(pid) for pid in self.pids.values()]  # every one, no short cut
+        self.hwm_reset = all(resets)
+        self.sampled = {name: proc_status_kb(pid, "VmRSS") or 0 for name, pid in self.pids.items()}
+        self._cpu0 = {name: proc_cpu_s(pid) for name, pid in self.pids.items()}
+        self._cpu0["client"] = time.process_time()
+        self._t0 = time.perf_counter()
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            for name, pid in self.pids.items():
+                self.sampled[name] = max(self.sampled[name], proc_status_kb(pid, "VmRSS") or 0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._t0
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        cpu = {name: proc_cpu_s(pid) - self._cpu0[name] for name, pid in self.pids.items()}
+        cpu["client"] = time.process_time() - self._cpu0["client"]
+        self.cpu_percent = {name: round(100 * s / wall, 1) if wall > 0 else 0.0 for name, s in cpu.items()}
+        self.peak_mb: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            hwm = proc_status_kb(pid, "VmHWM") if self.hwm_reset else None
+            self.peak_mb[name] = round(max(hwm or 0, self.sampled[name]) * 1024 / 1e6, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "peak_rss_mb": self.peak_mb,
+            "peak_from": "VmHWM reset before the run" if self.hwm_reset else "VmRSS sampled every 50 ms",
+            "cpu_percent_of_one_core": self.cpu_percent,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements.
+
+
+async def _items(gen: AsyncIterator[Received], stall: float) -> AsyncIterator[Received]:
+    """``gen``'s items, failing when none comes for ``stall`` seconds."""
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(anext(gen), stall)
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        with contextlib.suppress(Exception):
+            await gen.aclose()  # type: ignore[attr-defined]
+
+
+async def stream(
+    chain: Chain, endpoints: Sequence[str], size: int, count: int, window: int, conns: int
+) -> dict[str, Any]:
+    """Send ``count`` bundles of ``size`` payload bytes ISS -> ground; time them, check them.
+
+    Bundle ``i`` goes to ``endpoints[i % len(endpoints)]``; each endpoint has its own receiving
+    connection to the ground node. ``window`` sends are outstanding at once over ``conns``
+    connections to the ISS node.
+    """
+    tag = os.urandom(8)
+    body = os.urandom(size - HEADER) if size > 4 * KIB else bytes(size - HEADER)
+    seen = bytearray(count)
+    got = dup = bad = 0
+    marks: list[float] = []  # time at which each tenth of the bundles had arrived
+    step = max(1, count // 10)
+    n_ep = len(endpoints)
+    receivers = [await NodeClient.connect(port=chain.app[GROUND]) for _ in endpoints]
+    senders = [await NodeClient.connect(port=chain.app[ISS]) for _ in range(conns)]
+    try:
+        for receiver, endpoint in zip(receivers, endpoints, strict=True):
+            await receiver.register(endpoint)
+        indices = iter(range(count))
+        sent_done = 0.0
+
+        async def send_worker(client: NodeClient) -> None:
+            nonlocal sent_done
+            for i in indices:  # shared by all workers: each index is sent once
+                await client.send(endpoints[i % n_ep], tag + i.to_bytes(8, "big") + body)
+            sent_done = time.perf_counter()
+
+        def check(b: Received) -> None:
+            nonlocal got, dup, bad
+            p = b.payload
+            if p[:8] != tag or len(p) != size or p[HEADER:] != body:
+                bad += 1
+                return
+            i = int.from_bytes(p[8:HEADER], "big")
+            if not 0 <= i < count or endpoints[i % n_ep] != b.endpoint:
+                bad += 1
+            elif seen[i]:
+                dup += 1
+            else:
+                seen[i] = 1
+            got += 1
+
+        async def receive(receiver: NodeClient, e: int) -> float:
+            expected = len(range(e, count, n_ep))
+            async for b in _items(receiver.recv_iter(endpoints[e], count=expected), STALL_S):
+                check(b)
+                if got % step == 0:
+                    marks.append(time.perf_counter())
+            return time.perf_counter()
+
+        t0 = time.perf_counter()
+        recv_tasks = [asyncio.create_task(receive(r, e)) for e, r in enumerate(receivers)]
+        workers = [asyncio.create_task(send_worker(senders[k % conns])) for k in range(window)]
+        try:
+            done = await asyncio.gather(*recv_tasks, *workers)
+        except BaseException:
+            for task in [*workers, *recv_tasks]:
+                task.cancel()
+            raise
+        t_end = max(done[:n_ep])
+        # Anything more arriving now would be a duplicate (or a stray): look for a moment.
+        extra = await asyncio.gather(
+            *(r.recv(ep, count=0, timeout=1.0) for r, ep in zip(receivers, endpoints, strict=True))
+        )
+        for b in (b for bundles in extra for b in bundles):
+            check(b)
+    except TimeoutError:
+        chain.check_alive()
+        return {"error": f"stalled: {got} of {count} bundles arrived, then nothing for {STALL_S:g} s"}
+    finally:
+        for c in [*receivers, *senders]:
+            await c.close()
+    elapsed = t_end - t0
+    missing = count - sum(seen)
+    tenths = [step / (b - a) for a, b in zip([t0, *marks], marks, strict=False) if b > a]
+    return {
+        "size": size,
+        "count": count,
+        "window": window,
+        "connections": conns,
+        "endpoints": list(endpoints),
+        "seconds": round(elapsed, 3),
+        "bundles_per_s": count / elapsed,
+        "mb_per_s": count * size / elapsed / 1e6,
+        "gbit_per_s": count * size * 8 / elapsed / 1e9,
+        "accepted_by_iss_per_s": count / (sent_done - t0) if sent_done > t0 else None,
+        "rate_per_tenth": [round(r) for r in tenths],
+        "received": got,
+        "missing": missing,
+        "duplicates": dup,
+        "corrupt_or_stray": bad,
+        "exactly_once": missing == 0 and dup == 0 and bad == 0,
+    }
+
+
+def size_plan(size: int, volume: int, quick: bool) -> tuple[int, int]:
+    """(bundles, outstanding sends) for one size: about ``volume`` bytes, at least 8 bundles."""
+    count = max(8, min(20_000 if not quick else 4_000, volume // size))
+    window = max(2, min(128, (32 * MIB) // size))
+    return count, window
+
+
+async def ping(chain: Chain, to: str, count: int) -> dict[str, Any]:
+    async with await NodeClient.connect(port=chain.app[ISS]) as c:
+        await c.ping(to, count=20, size=64, timeout=5.0, interval=0)  # warm-up
+        result = await c.ping(to, count=count, size=64, timeout=5.0, interval=0)
+    return {"to": result.to, "count": count, "size": 64, "received": result.received, **result.stats()}
+
+
+async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    log(f"starting three nodes in {chain.dir} ...")
+    chain.start()
+    await chain.wait_sessions()
+    log("nodes up: " + ", ".join(f"{name} pid {chain.pid(name)}" for name in (ISS, RELAY, GROUND)))
+    log("sessions up; warming up")
+    await stream(chain, ["ipn:3.5"], KIB, 2_000, 128, 2)
+
+    results: dict[str, Any] = {}
+
+    def eps(first: int) -> list[str]:
+        return [f"ipn:3.{first + k}" for k in range(args.endpoints)]
+
+    log(f"ping: {args.pings} round trips ISS -> ground echo -> ISS, then ISS -> relay echo")
+    results["ping_ground"] = await ping(chain, "ipn:3.0", args.pings)
+    results["ping_relay"] = await ping(chain, "ipn:2.0", args.pings)
+
+    log(f"1 KB: {args.count:,} bundles, {args.window} outstanding sends over {args.conns} connections")
+    async with Probe(chain) as probe:
+        r = await stream(chain, eps(100), KIB, args.count, args.window, args.conns)
+    results["rate_1k"] = {**r, **probe.as_dict()}
+
+    results["sizes"] = []
+    for n, size in enumerate(args.sizes):
+        if size < HEADER:
+            results["sizes"].append({"size": size, "error": f"not measured: smaller than {HEADER} bytes"})
+            continue
+        if size > APP_PAYLOAD_LIMIT:
+            results["sizes"].append(
+                {
+                    "size": size,
+                    "not_measured": (
+                        f"the application interface carries a payload as base64 in one JSON line of at "
+                        f"most {MAX_LINE - 4096:,} bytes (about {APP_PAYLOAD_LIMIT / MIB:.0f} MiB of "
+                        f"payload), so a {human(size)} bundle cannot enter the ISS node nor leave the "
+                        "ground node; and the node still holds a received bundle whole in memory (the "
+                        "known gap: bundles do not yet stream through in segments)"
+                    ),
+                }
+            )
+            log(f"{human(size)}: not measured (larger than the application interface carries)")
+            continue
+        count, window = size_plan(size, args.volume, args.quick)
+        log(f"{human(size)}: {count:,} bundles, {window} outstanding sends")
+        async with Probe(chain) as probe:
+            r = await stream(chain, eps(200 + 10 * n), size, count, window, min(2, window))
+        results["sizes"].append({**r, **probe.as_dict()})
+    chain.check_alive()
+    results["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+
+def human(size: int) -> str:
+    for unit, mult in (("GB", GIB), ("MB", MIB), ("KB", KIB)):
+        if size >= mult and size % mult == 0:
+            return f"{size // mult} {unit}"
+    return f"{size} B"
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": KIB, "M": MIB, "G": GIB}.get(text[-1:], 1)
+    number = text[:-1] if mult != 1 else text
+    try:
+        value = int(float(number) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 60K, 10M or 1G") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a size must be positive")
+    return value
+
+
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+uncommitted changes" if dirty else "")
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count() or 0
+    return {
+        "nproc": nproc,
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+        "proxima": importlib.metadata.version("proxima"),
+        "commit": git_commit(),
+    }
+
+
+def loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def summarise(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    """Targets and ratios against ION's quoted figures."""
+    r1 = results["rate_1k"]
+    rate = r1.get("bundles_per_s")
+    full_length = args.count >= TARGET_RATE_COUNT
+    s: dict[str, Any] = {
+        "rate_1k": rate,
+        "rate_1k_ratio_to_ion_sustained": rate / ION["rate_1k_sustained"] if rate else None,
+        "rate_1k_ratio_to_ion_short_best": rate / ION["rate_1k_short"][1] if rate else None,
+        "rate_1k_exactly_once": r1.get("exactly_once", False),
+        "rate_1k_over_target_length": full_length,
+        "rate_1k_pass": bool(rate and rate >= TARGET_RATE_1K and r1.get("exactly_once") and full_length),
+    }
+    gbit_checks = []
+    peak_1g: float | None = None
+    for r in results["sizes"]:
+        if r["size"] == 60 * KIB and "gbit_per_s" in r:
+            s["gbit_60k"] = r["gbit_per_s"]
+            s["gbit_60k_ratio_to_ion"] = r["gbit_per_s"] / ION["gbits_60k"]
+            s["rate_60k_ratio_to_ion"] = r["bundles_per_s"] / ION["rate_60k"]
+        if r["size"] >= TARGET_GBITS_MIN_SIZE:
+            ok = "gbit_per_s" in r and r["gbit_per_s"] >= TARGET_GBITS and r["exactly_once"]
+            gbit_checks.append(None if "not_measured" in r else ok)
+        if r["size"] == GIB and "peak_rss_mb" in r:
+            peak_1g = r["peak_rss_mb"][RELAY]
+    measured = [c for c in gbit_checks if c is not None]
+    s["gbit_pass"] = bool(measured) and all(measured)
+    s["gbit_sizes_not_measured"] = sum(1 for c in gbit_checks if c is None)
+    s["peak_1g_relay_mb"] = peak_1g
+    s["peak_1g_pass"] = None if peak_1g is None else peak_1g < TARGET_PEAK_MB_1G
+    p50 = results["ping_ground"].get("p50_ms")
+    s["ping_p50_ms"] = p50
+    s["ping_p50_ratio_to_ion_stcp"] = p50 / ION["rtt_stcp_ms"] if p50 else None
+    s["ping_p50_ratio_to_ion_tcpcl"] = p50 / ION["rtt_tcpcl_ms"] if p50 else None
+    s["ping_pass"] = p50 is not None and p50 < TARGET_PING_P50_MS
+    return s
+
+
+def _verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else "PASS" if ok else "FAIL"
+
+
+def _ratio(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m, r, s = report["machine"], report["results"], report["summary"]
+    print()
+    print(
+        f"Machine: {m['cpu_model'] or 'unknown CPU'}, nproc {m['nproc']}, Python {m['python']}, "
+        f"SQLite {m['sqlite']}, {m['platform']}"
+    )
+    print(
+        f"proxima {m['proxima']} at {m['commit']}, {report['date']}, load average "
+        f"{report['loadavg_before']} before, {report['loadavg_after']} after"
+    )
+    print(
+        "Chain: ISS ipn:1.0 -> relay ipn:2.0 -> ground ipn:3.0, one process each, TCPCLv4 on loopback, "
+        "SQLite stores on; end to end through the application interfaces."
+    )
+    print("ION 4.1.3 figures are QUOTED from issue 3 (two nodes, same kind of machine), NOT measured here:")
+    print("ION is not installed on this machine.")
+    print()
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    r1 = r["rate_1k"]
+    if "error" in r1:
+        rows.append(
+            (
+                f"1 KB bundles/s over {report['args']['count']:,}",
+                r1["error"],
+                "4,500",
+                "—",
+                "≥ 10,000 over 100,000",
+                "FAIL",
+            )
+        )
+    else:
+        once = (
+            "each exactly once"
+            if r1["exactly_once"]
+            else (f"{r1['missing']} missing, {r1['duplicates']} dup, {r1['corrupt_or_stray']} bad")
+        )
+        verdict = (
+            _verdict(s["rate_1k_pass"])
+            if s["rate_1k_over_target_length"]
+            else (
+                ("PASS" if r1["bundles_per_s"] >= TARGET_RATE_1K and r1["exactly_once"] else "FAIL")
+                + f" (over {r1['count']:,} only)"
+            )
+        )
+        rows.append(
+            (
+                f"1 KB bundles/s over {r1['count']:,}",
+                f"{r1['bundles_per_s']:,.0f}/s ({once})",
+                "4,500 (100k); 6,700–8,200 short",
+                _ratio(s["rate_1k_ratio_to_ion_sustained"]),
+                "≥ 10,000 over 100,000",
+                verdict,
+            )
+        )
+    for x in r["sizes"]:
+        label = f"{human(x['size'])} bundles"
+        ion = f"2,400/s = {ION['gbits_60k']} Gbit/s" if x["size"] == 60 * KIB else "—"
+        target = f"≥ {TARGET_GBITS} Gbit/s" if x["size"] >= TARGET_GBITS_MIN_SIZE else "—"
+        if "not_measured" in x or "error" in x:
+            rows.append(
+                (
+                    label,
+                    "not measured (see below)" if "not_measured" in x else x["error"],
+                    ion,
+                    "—",
+                    target,
+                    "not measured" if "not_measured" in x else "FAIL",
+                )
+            )
+            if x["size"] == GIB:
+                rows.append(
+                    (
+                        "relay peak RSS, 1 GB bundle",
+                        "not measured",
+                        "—",
+                        "—",
+                        f"< {TARGET_PEAK_MB_1G} MB",
+                        "not measured",
+                    )
+                )
+            continue
+        ratio = _ratio(x["gbit_per_s"] / ION["gbits_60k"]) if x["size"] == 60 * KIB else "—"
+        ok = x["gbit_per_s"] >= TARGET_GBITS and x["exactly_once"]
+        rows.append(
+            (
+                label,
+                f"{x['mb_per_s']:,.1f} MB/s = {x['gbit_per_s']:.3f} Gbit/s ({x['bundles_per_s']:,.0f}/s)"
+                + ("" if x["exactly_once"] else " NOT exactly once"),
+                ion,
+                ratio,
+                target,
+                _verdict(ok) if x["size"] >= TARGET_GBITS_MIN_SIZE else "—",
+            )
+        )
+        rows.append(
+            (
+                f"  relay peak RSS, {human(x['size'])}",
+                f"{x['peak_rss_mb'][RELAY]:,.1f} MB",
+                "—",
+                "—",
+                "—",
+                "—",
+            )
+        )
+    pg = r["ping_ground"]
+    pr = r["ping_relay"]
+    rows.append(
+        (
+            "ping ISS→ground echo p50 / p99",
+            f"{pg['p50_ms']:.3f} / {pg['p99_ms']:.3f} ms" if pg.get("p50_ms") is not None else "no reply",
+            "0.21 ms STCP; ~70 ms TCPCL",
+            f"{_ratio(s['ping_p50_ratio_to_ion_stcp'])} / {_ratio(s['ping_p50_ratio_to_ion_tcpcl'])}",
+            f"p50 < {TARGET_PING_P50_MS} ms",
+            _verdict(s["ping_pass"]),
+        )
+    )
+    rows.append(
+        (
+            "  ping ISS→relay echo p50 / p99",
+            f"{pr['p50_ms']:.3f} / {pr['p99_ms']:.3f} ms" if pr.get("p50_ms") is not None else "no reply",
+            "(two nodes, as ION's)",
+            "—",
+            "—",
+            "—",
+        )
+    )
+    head = ("measurement", "proxima (measured)", "ION 4.1.3 (quoted)", "proxima/ION", "target", "verdict")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(6)]
+    line = "  ".join("{:<%d}" % w for w in widths)  # noqa: UP031
+    print(line.format(*head))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+    print()
+    print("Ratios are proxima/ION: above 1 is better for rates, below 1 is better for round trips.")
+    for x in r["sizes"]:
+        if "not_measured" in x:
+            print(f"{human(x['size'])}: not measured: {x['not_measured']}.")
+    print()
+    print("CPU use during each measurement (% of one core; 2 cores = 200 %) and peak RSS (MB):")
+    for name, x in [("1 KB", r1), *((human(x["size"]), x) for x in r["sizes"])]:
+        if "cpu_percent_of_one_core" not in x:
+            continue
+        cpu, peak = x["cpu_percent_of_one_core"], x["peak_rss_mb"]
+        print(
+            f"  {name:>6}: ISS {cpu[ISS]:5.1f} %  relay {cpu[RELAY]:5.1f} %  ground {cpu[GROUND]:5.1f} %  "
+            f"bench client {cpu['client']:5.1f} %   peak RSS ISS {peak[ISS]:.0f}, relay {peak[RELAY]:.0f}, "
+            f"ground {peak[GROUND]:.0f}"
+        )
+    if "rate_per_tenth" in r1:
+        print("1 KB rate per tenth of the run (/s): " + ", ".join(f"{v:,}" for v in r1["rate_per_tenth"]))
+        if r1.get("accepted_by_iss_per_s"):
+            print(f"1 KB sends accepted (durable) by the ISS node: {r1['accepted_by_iss_per_s']:,.0f}/s")
+    print()
+    print(f"Total {r['total_seconds']} s.")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--quick", action="store_true", help="10,000 1-KB bundles and less data per size")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--count", type=int, default=None, help="1-KB bundles (default 100,000; --quick 10,000)")
+    ap.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="bundle payload sizes for the MB/s runs (default 10K 60K 10M 1G; K, M, G are binary)",
+    )
+    ap.add_argument(
+        "--volume",
+        type=parse_size,
+        default=None,
+        help="payload bytes sent per size (default 256M; --quick 64M)",
+    )
+    ap.add_argument("--window", type=int, default=256, help="outstanding 1-KB sends (default 256)")
+    ap.add_argument("--conns", type=int, default=2, help="sender connections for 1-KB bundles (default 2)")
+    ap.add_argument(
+        "--endpoints",
+        type=int,
+        default=1,
+        help="ground endpoints the bundles are spread over, one receiving connection each (default 1)",
+    )
+    ap.add_argument("--pings", type=int, default=200, help="pings per target (default 200)")
+    ap.add_argument("--check", action="store_true", help="exit status 1 when a measured target is missed")
+    args = ap.parse_args(argv)
+    args.count = args.count or (10_000 if args.quick else 100_000)
+    args.sizes = args.sizes or [10 * KIB, 60 * KIB, 10 * MIB, GIB]
+    args.volume = args.volume or (64 * MIB if args.quick else 256 * MIB)
+    if args.count < 10 or min(args.window, args.conns, args.pings, args.endpoints) < 1:
+        ap.error("--count must be >= 10; --window, --conns, --endpoints and --pings >= 1")
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too, even if inherited ignored
+        signal.signal(sig, _interrupt)
+    before = loadavg()
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    chain = Chain()
+    try:
+        results = asyncio.run(run_all(args, chain, log))
+    except KeyboardInterrupt:
+        log("interrupted; stopping the nodes")
+        return 130
+    except Exception as exc:
+        log(f"failed: {type(exc).__name__}: {exc}")
+        for name in chain.procs:
+            log(f"{name} log: {chain.log_tail(name)}")
+        return 2
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # let the clean-up finish
+            signal.signal(sig, signal.SIG_IGN)
+        chain.stop()
+    report = {
+        "date": date,
+        "args": dict(vars(args)),
+        "machine": machine(),
+        "loadavg_before": before,
+        "loadavg_after": loadavg(),
+        "ion_4_1_3_quoted_not_measured": ION,
+        "results": results,
+    }
+    report["summary"] = summarise(args, results)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print_report(report)
+    s = report["summary"]
+    rate_ok = (s["rate_1k"] or 0) >= TARGET_RATE_1K and s["rate_1k_exactly_once"]  # at any --count
+    missed = not rate_ok or not s["gbit_pass"] or not s["ping_pass"] or s["peak_1g_pass"] is False
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
+    sys.exit(130)
