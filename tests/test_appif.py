@@ -243,6 +243,31 @@ def test_bundles_read_after_an_early_break_go_to_the_next_recv(tmp_path: Path) -
     run(tmp_path, body)
 
 
+def test_waiting_bundles_go_out_in_batches_each_once_in_order(tmp_path: Path) -> None:
+    """Many waiting bundles are written and acknowledged together; ``count`` still bounds a
+    recv exactly, and what is left goes to the next one."""
+
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            n = 300
+            for start in range(0, n, 100):
+                await asyncio.gather(*(iss.send(POSTS, f"post {i}") for i in range(start, start + 100)))
+            await until(lambda: p.ground.pending_deliveries(POSTS) == n)
+            first = await ground.recv(POSTS, count=5, timeout=5)
+            assert len(first) == 5
+            assert p.ground.pending_deliveries(POSTS) == n - 5
+            rest = await ground.recv(POSTS, count=n - 5, timeout=5)
+            got = sorted(int(b.payload.split()[1]) for b in [*first, *rest])
+            assert got == list(range(n))
+            assert p.ground.pending_deliveries(POSTS) == 0
+            assert await ground.recv(POSTS, count=0, timeout=0.2) == []
+            stats = p.ground.store.stats() if p.ground.store is not None else None
+            assert stats is not None and stats.count == 0
+
+    run(tmp_path, body)
+
+
 def test_ping_between_two_nodes(tmp_path: Path) -> None:
     async def body(p: Pair) -> None:
         assert p.ground_app.echo_endpoint == EID.parse("ipn:3.2047")

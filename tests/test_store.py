@@ -974,3 +974,57 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_bundle(tmp_path: Path) 
             assert len(files) == sum(1 for b in rows if b.in_file)
     assert runs >= 10
     assert acked_total > 100
+
+
+def test_identities_are_checked_in_memory_and_follow_every_change(tmp_path: Path) -> None:
+    """Duplicate checks use identities kept in memory: they follow adds, removals, expiry,
+    rollbacks and a reopen exactly as the tables do."""
+    with open_store(tmp_path) as store:
+        a, b, c = make(1), make(2), make(3)
+        sa = store.add(a, expiry_ms=FAR)
+        sb = store.add(b, expiry_ms=FAR)
+        assert sa is not None and sb is not None
+        assert store.is_known(a.id) and store.is_known(b.id) and not store.is_known(c.id)
+        assert store.has(sa.store_id) and not store.has(sb.store_id + 100)
+        assert store.add(a, expiry_ms=FAR) is None
+        store.remove(sa.store_id, RemoveReason.DELIVERED)  # remembered
+        store.remove(sb.store_id, RemoveReason.FORWARDED)  # forgotten
+        assert store.is_known(a.id) and not store.is_known(b.id)
+        assert not store.has(sa.store_id) and store.find(a.id) is None
+        assert store.add(a, expiry_ms=FAR) is None
+        assert store.add(b, expiry_ms=FAR) is not None
+
+        def add_then_fail() -> None:
+            with store.batch():
+                store.add(c, expiry_ms=FAR)
+                assert store.is_known(c.id)
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            add_then_fail()
+        assert not store.is_known(c.id)  # rolled back
+        store.mark_delivered(c.id, 10)
+        assert store.is_known(c.id)
+        store.expire(10)
+        assert not store.is_known(c.id)
+    with open_store(tmp_path) as store:
+        assert store.is_known(a.id) and store.is_known(b.id) and not store.is_known(c.id)
+        found = store.find(b.id)
+        assert found is not None and store.has(found.store_id)
+
+
+def test_normal_mode_syncs_payload_files_off_the_commit(tmp_path: Path) -> None:
+    """In NORMAL mode a payload file is written before its row commits and synced later by the
+    checkpoint thread; the bundle reads back whole, and after a reopen too."""
+    with open_store(tmp_path, large_threshold=1000) as store:
+        big = make(1, size=5000)
+        stored = store.add(big, expiry_ms=FAR)
+        assert stored is not None and stored.in_file
+        assert store.get(stored.store_id) == encode_bundle(big)
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        checkpointer.sync_files()  # what the thread does before a checkpoint
+        assert not checkpointer.unsynced
+    with open_store(tmp_path, large_threshold=1000) as store:
+        assert store.get(stored.store_id) == encode_bundle(big)
+        assert not store.problems

@@ -73,6 +73,8 @@ class Persist(NamedTuple):
     expiry_ms: int
     klass: int
     received_ms: int
+    data: bytes | None = None
+    """The bundle's encoding when the agent already made it (saves the runtime encoding it)."""
 
 
 class Unpersist(NamedTuple):
@@ -273,11 +275,11 @@ class BundleAgent:
             crc_type=self.crc_type,
         )
         bundle = Bundle(primary, tuple(blocks))
-        encode_bundle(bundle)  # refuse a bundle that breaks a rule, with a LocalError
+        data = encode_bundle(bundle)  # refuse a bundle that breaks a rule, with a LocalError
         self.counters.originated += 1
         actions: list[Action] = []
         held = self._hold(bundle, now_ms, klass)
-        actions.append(self._persist_action(held))
+        actions.append(self._persist_action(held, data))
         self._place(held, now_ms, actions)
         return bundle, actions
 
@@ -353,8 +355,10 @@ class BundleAgent:
         self._by_identity[held.identity] = key
         return held
 
-    def _persist_action(self, held: _Held) -> Persist:
-        return Persist(held.key, held.bundle, held.identity, held.expiry_ms, held.klass, held.received_ms)
+    def _persist_action(self, held: _Held, data: bytes | None = None) -> Persist:
+        return Persist(
+            held.key, held.bundle, held.identity, held.expiry_ms, held.klass, held.received_ms, data
+        )
 
     def _place(self, held: _Held, now_ms: int, actions: list[Action]) -> None:
         """Deliver locally, or queue for a next hop, or wait for one (RFC 9171 §5.3)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from collections import deque
@@ -278,6 +279,12 @@ class TcpclLink(asyncio.Protocol):
         Raises :class:`TransferRefusedError` (XFER_REFUSE), :class:`LinkClosedError` (the session
         ended first) or :class:`~proxima.errors.LocalError` (e.g. over the peer's Transfer MRU).
         """
+        await self.send_future(data)
+
+    def send_future(self, data: bytes) -> asyncio.Future[None]:
+        """:meth:`send` without a coroutine: queue the bundle now; the future resolves on its
+        final XFER_ACK (or fails as :meth:`send` raises). Cancelling it abandons the transfer
+        if it has not started."""
         if self._finished or self._ending:
             raise LinkClosedError(f"TCPCL session with {self._peer} is closed or ending")
         fut: asyncio.Future[None] = self._loop.create_future()
@@ -285,7 +292,7 @@ class TcpclLink(asyncio.Protocol):
         if not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
-        await fut
+        return fut
 
     async def close(self, reason: int = SessTermReason.UNKNOWN) -> None:
         """End the session with SESS_TERM; transfers in progress may finish. Returns once closed."""
@@ -516,7 +523,18 @@ class TcpclLink(asyncio.Protocol):
         if event.end:
             del self._rx[transfer_id]
             self._gate.started(self._transport)
-            self._tasks.spawn(self._commit(transfer_id, incoming))
+            start = getattr(incoming, "commit_nowait", None)
+            if start is None:
+                self._tasks.spawn(self._commit(transfer_id, incoming))
+                return
+            # The node's fast path: the bundle is checked and applied now, and only its
+            # durability is waited for, with a callback instead of a task per bundle.
+            try:
+                durable: asyncio.Future[None] = start()
+            except Exception as exc:
+                self._committed(transfer_id, incoming, exc)
+                return
+            durable.add_done_callback(functools.partial(self._commit_done, transfer_id, incoming))
 
     def _refuse(self, transfer_id: int, exc: BaseException, conn: TcpclConnection) -> None:
         reason = refusal_reason(exc)
@@ -535,6 +553,23 @@ class TcpclLink(asyncio.Protocol):
         try:
             await incoming.commit()
         except Exception as exc:
+            self._committed(transfer_id, incoming, exc)
+        else:
+            self._committed(transfer_id, incoming, None)
+
+    def _commit_done(self, transfer_id: int, incoming: IncomingBundle, durable: asyncio.Future[None]) -> None:
+        if durable.cancelled():
+            self._gate.finished(None if self._finished else self._transport)
+            return
+        exc = durable.exception()
+        self._committed(transfer_id, incoming, exc if isinstance(exc, Exception) else None)
+
+    def _committed(self, transfer_id: int, incoming: IncomingBundle, exc: Exception | None) -> None:
+        """A received bundle is durable (``exc`` None): acknowledge it; else refuse it."""
+        conn = self._conn
+        if conn is None:  # pragma: no cover - transfers only arrive on a connection
+            return
+        if exc is not None:
             _abort_incoming(incoming)
             self._refuse(transfer_id, exc, conn)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,7 +19,7 @@ from proxima.agent.agent import BundleAgent, Deliver, Persist, Transmit, Unpersi
 from proxima.agent.routing import StaticRouter
 from proxima.bpv7.bundle import BundleFlag, decode_bundle
 from proxima.bpv7.eid import DTN_NONE, EID
-from proxima.errors import BundleError, LocalError, StoreError
+from proxima.errors import BundleError, Incomplete, LocalError, StoreError
 from proxima.runtime.store import BundleState, BundleStore, RemoveReason
 
 if TYPE_CHECKING:
@@ -33,8 +34,15 @@ if TYPE_CHECKING:
 __all__ = ["Delivery", "Node", "dtn_now_ms"]
 
 DTN_EPOCH_UNIX_MS: Final = 946_684_800_000
-SEND_WINDOW: Final = 64
+SEND_WINDOW: Final = 256
 """Bundles in flight per link at once (TCPCL pipelines transfers)."""
+SEND_WINDOW_BYTES: Final = 16 * 1024 * 1024
+"""Encoded bytes in flight per link at once (one bundle at least, however big)."""
+LARGE_THRESHOLD: Final = 32 * 1024
+"""Bundles above this size are stored in files of their own: each byte then goes to disk once,
+not into the write-ahead log and again into the database by the checkpoint."""
+DELIVERY_CACHE_BYTES: Final = 32 * 1024 * 1024
+"""Payload bytes of waiting deliveries kept decoded in memory (beyond it they are read back)."""
 
 
 def dtn_now_ms() -> int:
@@ -69,10 +77,15 @@ class _Incoming:
             raise StoreError("the bundle is larger than the whole store quota", reason=4)
 
     async def commit(self) -> None:
+        await self.commit_nowait()
+
+    def commit_nowait(self) -> asyncio.Future[None]:
+        """:meth:`commit` without a coroutine: check and apply the bundle now (raising
+        BundleError or StoreError), then the future resolves once it is durable."""
         data = bytes(self._buf)
         self._buf = bytearray()
         self._node.accept(data, self._link)
-        await self._node.durable()
+        return self._node.durable()
 
     def abort(self) -> None:
         self._buf = bytearray()
@@ -94,6 +107,9 @@ class Node:
         self._sid: dict[int, int] = {}  # agent key -> store id
         self._kept: set[int] = set()  # agent keys whose row became a delivery
         self._deliveries: dict[EID, list[int]] = {}  # endpoint -> store ids, oldest first
+        self._received: tuple[Bundle, bytes] | None = None
+        self._cached: dict[int, Bundle] = {}  # store id -> the decoded bundle waiting for delivery
+        self._cached_bytes = 0
         self._arrived = asyncio.Event()
         self._work = asyncio.Event()
         self._flush_waiters: list[asyncio.Future[None]] = []
@@ -115,7 +131,10 @@ class Node:
         except OSError as exc:
             raise StoreError(f"{directory}: cannot create the store directory: {exc.strerror}") from exc
         self.store = store = BundleStore(
-            directory / "bundles.db", quota_bytes=self.config.quota_bytes, autocommit=False
+            directory / "bundles.db",
+            quota_bytes=self.config.quota_bytes,
+            large_threshold=LARGE_THRESHOLD,
+            autocommit=False,
         )
         store.requeue()
         self.started_ms = self.clock()
@@ -196,10 +215,48 @@ class Node:
 
     def _apply(self, actions: list[Action]) -> None:
         store = self._require_store()
+        # A bundle for a local endpoint comes as Persist then Deliver: store it as a delivery
+        # at once (one INSERT) instead of inserting, finding and updating it.
+        delivering: dict[Any, EID] | None = None
+        merged: dict[Any, int] | None = None
+        if len(actions) > 1:
+            for a in actions:
+                if isinstance(a, Deliver):
+                    if delivering is None:
+                        delivering = {}
+                    delivering[a.identity] = a.endpoint
+        received = self._received
         for a in actions:
             if isinstance(a, Persist):
+                # The bytes as received, when the agent keeps the decoded bundle unchanged.
+                content: Bundle | bytes = (
+                    a.data
+                    if a.data is not None
+                    else received[1]
+                    if received is not None and a.bundle is received[0]
+                    else a.bundle
+                )
+                endpoint = None if delivering is None else delivering.get(a.identity)
+                if endpoint is not None:
+                    stored = store.add(
+                        content,
+                        expiry_ms=a.expiry_ms,
+                        identity=a.identity,
+                        destination=a.bundle.primary.destination,
+                        klass=a.klass,
+                        received_ms=a.received_ms,
+                        next_hop=str(endpoint),
+                        state=BundleState.DELIVERING,
+                    )
+                    if stored is not None:
+                        self._sid[a.key] = stored.store_id
+                        self._kept.add(a.key)
+                        if merged is None:
+                            merged = {}
+                        merged[a.identity] = stored.store_id
+                    continue
                 stored = store.add(
-                    a.bundle,
+                    content,
                     expiry_ms=a.expiry_ms,
                     identity=a.identity,
                     destination=a.bundle.primary.destination,
@@ -222,8 +279,24 @@ class Node:
                     )
                     store.remove(sid, reason)
             elif isinstance(a, Deliver):
-                self._deliver(a)
+                sid = None if merged is None else merged.get(a.identity)
+                if sid is None:
+                    self._deliver(a)
+                else:
+                    self._queue_delivery(a.endpoint, sid, a.bundle)
         self._work.set()
+
+    def _queue_delivery(self, endpoint: EID, sid: int, bundle: Bundle | None) -> None:
+        self._deliveries.setdefault(endpoint, []).append(sid)
+        if bundle is not None and self._cached_bytes < DELIVERY_CACHE_BYTES:
+            self._cached[sid] = bundle
+            self._cached_bytes += len(bundle.payload)
+        self._arrived.set()
+
+    def _uncache(self, sid: int) -> None:
+        bundle = self._cached.pop(sid, None)
+        if bundle is not None:
+            self._cached_bytes -= len(bundle.payload)
 
     def _deliver(self, a: Deliver) -> None:
         store = self._require_store()
@@ -247,8 +320,7 @@ class Node:
             if stored is None:
                 return
             sid = stored.store_id
-        self._deliveries.setdefault(a.endpoint, []).append(sid)
-        self._arrived.set()
+        self._queue_delivery(a.endpoint, sid, a.bundle)
 
     def _require_store(self) -> BundleStore:
         if self.store is None:
@@ -271,12 +343,21 @@ class Node:
         cannot be kept; the caller then refuses it instead of acknowledging.
         """
         store = self._require_store()
-        bundle = decode_bundle(data)
+        try:
+            bundle = decode_bundle(data)
+        except Incomplete as exc:
+            # the transfer is complete, so a bundle that needs more bytes is simply invalid
+            raise BundleError(f"the bundle is truncated: {exc}", reason=8) from exc
         identity = bundle.id
-        if store.is_known(identity) or store.find(identity) is not None:
+        if store.is_known(identity):  # stored or delivered: the store keeps them in memory
             self.agent.counters.duplicates += 1
             return
-        self._apply(self.agent.receive_bundle(bundle, now_ms=self.clock()))
+        actions = self.agent.receive_bundle(bundle, now_ms=self.clock())
+        self._received = (bundle, data)  # stored as received when the agent keeps it unchanged
+        try:
+            self._apply(actions)
+        finally:
+            self._received = None
 
     def link_up(self, link: Link) -> None:
         """A session is up; when its peer is known, start sending to it."""
@@ -305,7 +386,10 @@ class Node:
 
     async def _sender(self, link: Link, peer: EID) -> None:
         window = asyncio.Semaphore(SEND_WINDOW)
-        inflight: set[asyncio.Task[None]] = set()
+        inflight: set[asyncio.Future[None]] = set()
+        start: Callable[[bytes], asyncio.Future[None]] | None = getattr(link, "send_future", None)
+        room = asyncio.Event()
+        budget = [0]  # bytes in flight
         try:
             while True:
                 await window.acquire()
@@ -315,12 +399,50 @@ class Node:
                     self._work.clear()
                     await self._work.wait()
                     continue
-                task = asyncio.create_task(self._send_one(link, t, window))
-                inflight.add(task)
-                task.add_done_callback(inflight.discard)
+                if start is None:
+                    task = asyncio.create_task(self._send_one(link, t, window))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                    continue
+                # The link's fast path: no task per bundle, a callback on its acknowledgement.
+                size = len(t.data)
+                try:
+                    while inflight and budget[0] + size > SEND_WINDOW_BYTES:
+                        room.clear()
+                        await room.wait()
+                    fut = start(t.data)
+                except BaseException as exc:
+                    window.release()
+                    self._apply(self.agent.transmit_failed(t.key, self.clock()))
+                    if isinstance(exc, Exception):
+                        continue
+                    raise
+                budget[0] += size
+                inflight.add(fut)
+                fut.add_done_callback(
+                    functools.partial(self._sent, t.key, window, inflight, (budget, size, room))
+                )
         finally:
-            for task in inflight:
-                task.cancel()
+            for fut in inflight:
+                fut.cancel()
+
+    def _sent(
+        self,
+        key: int,
+        window: asyncio.Semaphore,
+        inflight: set[asyncio.Future[None]],
+        room: tuple[list[int], int, asyncio.Event],
+        fut: asyncio.Future[None],
+    ) -> None:
+        inflight.discard(fut)
+        window.release()
+        budget, size, event = room
+        budget[0] -= size
+        event.set()
+        if fut.cancelled() or fut.exception() is not None:
+            self._apply(self.agent.transmit_failed(key, self.clock()))
+        else:
+            self._apply(self.agent.transmitted(key, self.clock()))
 
     async def _send_one(self, link: Link, t: Transmit, window: asyncio.Semaphore) -> None:
         try:
@@ -357,8 +479,11 @@ class Node:
             self._apply(self.agent.tick(self.clock()))
             for endpoint, sids in self._deliveries.items():
                 store = self._require_store()
-                alive = [s for s in sids if store.info(s) is not None]
-                self._deliveries[endpoint] = alive
+                alive = [s for s in sids if store.has(s)]
+                if len(alive) != len(sids):
+                    for s in set(sids).difference(alive):
+                        self._uncache(s)
+                    self._deliveries[endpoint] = alive
 
     # -- the application side ------------------------------------------------------------------
 
@@ -403,17 +528,11 @@ class Node:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        store = self._require_store()
+        self._require_store()
         while True:
-            queue = self._deliveries.get(endpoint, [])
-            while queue:
-                sid = queue[0]
-                try:
-                    data = store.get(sid)
-                except StoreError:
-                    queue.pop(0)
-                    continue
-                return Delivery(sid, decode_bundle(data))
+            ready = self.take_ready(endpoint, 1)
+            if ready:
+                return ready[0]
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return None
@@ -423,12 +542,46 @@ class Node:
             except TimeoutError:
                 return None
 
+    def take_ready(self, endpoint: EID, limit: int) -> list[Delivery]:
+        """Up to ``limit`` of the oldest bundles waiting for ``endpoint``, without waiting.
+
+        They stay stored (and first in the queue) until :meth:`ack` or :meth:`ack_many`.
+        """
+        store = self._require_store()
+        queue = self._deliveries.get(endpoint)
+        out: list[Delivery] = []
+        i = 0
+        while queue and i < len(queue) and len(out) < limit:
+            sid = queue[i]
+            bundle = self._cached.get(sid)
+            if bundle is None:
+                try:
+                    bundle = decode_bundle(store.get(sid))
+                except (StoreError, BundleError):
+                    del queue[i]
+                    continue
+            out.append(Delivery(sid, bundle))
+            i += 1
+        return out
+
+    def _forget_delivery(self, endpoint: EID, store_id: int) -> None:
+        queue = self._deliveries.get(endpoint, [])
+        if queue and queue[0] == store_id:
+            del queue[0]
+        elif store_id in queue:
+            queue.remove(store_id)
+        self._uncache(store_id)
+        self._require_store().remove(store_id, RemoveReason.DELIVERED)
+
     def ack(self, endpoint: EID, store_id: int) -> asyncio.Future[None]:
         """The application has the bundle: forget it, remembering its identity."""
-        queue = self._deliveries.get(endpoint, [])
-        if store_id in queue:
-            queue.remove(store_id)
-        self._require_store().remove(store_id, RemoveReason.DELIVERED)
+        self._forget_delivery(endpoint, store_id)
+        return self.durable()
+
+    def ack_many(self, endpoint: EID, store_ids: list[int]) -> asyncio.Future[None]:
+        """:meth:`ack` for several bundles, with one wait for their durability."""
+        for sid in store_ids:
+            self._forget_delivery(endpoint, sid)
         return self.durable()
 
     def status(self) -> dict[str, Any]:

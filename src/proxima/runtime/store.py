@@ -15,9 +15,15 @@ crash, an OOM kill) restarts with every bundle whose ``add`` it saw committed:
   so NORMAL gives it at a fraction of the cost. A node that must also survive power loss opens
   the store with ``synchronous="FULL"``: every commit then ``fsync``\\ s the log.
 * **Large bundles in files.** A bundle bigger than ``large_threshold`` is written to
-  ``payloads/<random>.bundle`` beside the database, the file ``fsync``\\ ed, then the directory
-  ``fsync``\\ ed, and only then does the row naming it commit: a committed row never points at
-  a missing or short file, even after a power loss. A file is unlinked only after the
+  ``payloads/<random>.bundle`` beside the database (into the operating system, ``write(2)``)
+  before the row naming it commits, so a killed process never leaves a committed row without
+  its file. With ``synchronous="FULL"`` the file and then the directory are ``fsync``\\ ed
+  before that commit too: a committed row never points at a missing or short file, even after
+  a power loss. With NORMAL the files are ``fsync``\\ ed (with the directory) by the
+  checkpoint thread before it copies the log into the database, off the caller's path: a row
+  that reached the database has its file on disk; after a power loss a row still only in the
+  log may find its file missing or short, and is then quarantined at open (like the last
+  transactions NORMAL may lose, that is the power-loss tradeoff). A file is unlinked only after the
   transaction deleting its row committed. Files without a row (a crash between writing the
   file and committing the row, or between committing a removal and unlinking) are removed at
   open.
@@ -54,6 +60,7 @@ own: the caller gives the identity, destination and expiry it already computed, 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
@@ -63,6 +70,7 @@ import os
 import re
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -246,23 +254,15 @@ _SELECT_ROW: Final = (
     "expiry_ms, size, klass, state, next_hop, file IS NOT NULL FROM bundles "
 )
 _BY_ID: Final = _SELECT_ROW + "WHERE id = ?"
-_BY_KEY: Final = _SELECT_ROW + (
-    "WHERE source = ? AND creation_time = ? AND sequence = ? AND frag_offset = ? AND frag_length = ?"
-)
-_STORED_KEY: Final = (
-    "SELECT 1 FROM bundles "
-    "WHERE source = ? AND creation_time = ? AND sequence = ? AND frag_offset = ? AND frag_length = ?"
-)
-_KNOWN_KEY: Final = (
-    "SELECT 1 FROM known "
-    "WHERE source = ? AND creation_time = ? AND sequence = ? AND frag_offset = ? AND frag_length = ?"
-)
 _INSERT: Final = (
     "INSERT INTO bundles (id, source, creation_time, sequence, frag_offset, frag_length, destination, "
     "received_ms, expiry_ms, size, klass, state, next_hop, file, data) "
-    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 WHERE NOT EXISTS "
-    "(SELECT 1 FROM known WHERE source = ?2 AND creation_time = ?3 AND sequence = ?4 AND frag_offset = ?5 "
-    "AND frag_length = ?6) ON CONFLICT DO NOTHING"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+"""The caller checked the in-memory identities (stored and known) first."""
+_REMEMBER: Final = (
+    "INSERT INTO known VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
+    "SET expiry_ms = max(expiry_ms, excluded.expiry_ms)"
 )
 _QUARANTINE: Final = (
     "INSERT OR REPLACE INTO quarantine (id, source, creation_time, sequence, frag_offset, frag_length, "
@@ -450,6 +450,11 @@ class BundleStore:
         self._counters: dict[str, int] = {}
         self._dirty_counters: set[str] = set()
         self._writers: set[BundleWriter] = set()
+        # Identities held in memory so that duplicate checks need no SELECT: the stored rows
+        # (identity -> store id, and back) and the known (delivered) identities with their expiry.
+        self._id_by_key: dict[_Key, int] = {}
+        self._key_by_id: dict[int, _Key] = {}
+        self._known_keys: dict[_Key, int] = {}
         self._checkpointer: _Checkpointer | None = None
         self._lock_fd = _lock(self.path)
         try:
@@ -461,7 +466,7 @@ class BundleStore:
         try:
             self._load_totals()
             self._check_files()
-            self._checkpointer = _Checkpointer(self.path, synchronous)
+            self._checkpointer = _Checkpointer(self.path, synchronous, self.payload_dir)
         except BaseException:
             self._close_quietly()
             raise
@@ -578,11 +583,41 @@ class BundleStore:
             ).fetchone()
             (top_quarantined,) = conn.execute("SELECT ifnull(max(id), 0) FROM quarantine").fetchone()
             self._counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+            self._load_keys()
         except sqlite3.Error as exc:
             raise _db_error(f"cannot read the bundle store {self.path}", exc) from exc
         self._count, self._bytes = count, total
         # Store ids are never reused: the highest ever handed out is kept as a counter.
         self._last_id = max(top, top_quarantined, self._counters.get("store.last_id", 0))
+
+    def _load_keys(self) -> None:
+        """Read the stored and known identities into memory (at open and after a rollback)."""
+        conn = self._conn
+        intern = sys.intern
+        id_by_key: dict[_Key, int] = {}
+        key_by_id: dict[int, _Key] = {}
+        for sid, source, ctime, seq, offset, length in conn.execute(
+            "SELECT id, source, creation_time, sequence, frag_offset, frag_length FROM bundles"
+        ):
+            key = (intern(source), ctime, seq, offset, length)
+            id_by_key[key] = sid
+            key_by_id[sid] = key
+        known: dict[_Key, int] = {}
+        for source, ctime, seq, offset, length, expiry in conn.execute(
+            "SELECT source, creation_time, sequence, frag_offset, frag_length, expiry_ms FROM known"
+        ):
+            known[(intern(source), ctime, seq, offset, length)] = expiry
+        self._id_by_key, self._key_by_id, self._known_keys = id_by_key, key_by_id, known
+
+    def _forget_row(self, sid: int) -> None:
+        key = self._key_by_id.pop(sid, None)
+        if key is not None and self._id_by_key.get(key) == sid:
+            del self._id_by_key[key]
+
+    def _remember(self, key: _Key, expiry: int) -> None:
+        old = self._known_keys.get(key)
+        if old is None or expiry > old:
+            self._known_keys[key] = expiry
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -612,7 +647,8 @@ class BundleStore:
         conn = self._conn
         try:
             if self._dir_dirty:
-                _fsync_dir(self.payload_dir)
+                if self.synchronous == "FULL":
+                    _fsync_dir(self.payload_dir)
                 self._dir_dirty = False
             if self._counters.get("store.last_id", 0) != self._last_id:
                 self._counters["store.last_id"] = self._last_id
@@ -631,8 +667,11 @@ class BundleStore:
             self._rollback()
             raise _os_error("the store transaction failed and was rolled back", exc) from exc
         self._in_txn = False
-        if self._checkpointer is not None:
-            self._checkpointer.wake.set()
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            if self._txn_files and self.synchronous != "FULL":
+                checkpointer.unsynced.extend(self._txn_files)
+            checkpointer.wake.set()
         self._dirty_counters.clear()
         self._txn_files.clear()
         if self._unlink_after:
@@ -655,6 +694,8 @@ class BundleStore:
         self._dirty_counters.clear()
         with contextlib.suppress(sqlite3.Error):
             self._counters = dict(self._conn.execute("SELECT name, value FROM counters").fetchall())
+        with contextlib.suppress(sqlite3.Error):
+            self._load_keys()
 
     def _fail(self, what: str, exc: sqlite3.Error) -> StoreError:
         """Roll back after a failed statement; the error to raise."""
@@ -812,6 +853,10 @@ class BundleStore:
         """Insert a row unless its identity is known (caller holds the lock, checked the quota,
         and wrote the file ``name`` if any, which is unlinked here if the row is not stored)."""
         sid = self._last_id + 1
+        if key in self._id_by_key or key in self._known_keys:
+            if name is not None:
+                _unlink(self.payload_dir / name)
+            return None
         if not self._in_txn:
             self._begin()
         try:
@@ -832,6 +877,8 @@ class BundleStore:
             self._txn_files.add(name)
             self._dir_dirty = True
         self._last_id = sid
+        self._id_by_key[key] = sid
+        self._key_by_id[sid] = key
         self._count += 1
         self._bytes += size
         if self._depth == 0 and self._autocommit:
@@ -863,13 +910,14 @@ class BundleStore:
         raise StoreError(f"cannot find a free payload file name in {self.payload_dir}")
 
     def _write_file(self, data: bytes) -> str:
-        """Write a payload file and fsync it; its name (the directory is fsync'd at commit)."""
+        """Write a payload file (fsync'd now in FULL mode, by the checkpointer in NORMAL); its name."""
         name, fd = self._new_file()
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if self.synchronous == "FULL":
+                os.fsync(fd)
         except OSError as exc:
             os.close(fd)
             _unlink(self.payload_dir / name)
@@ -990,14 +1038,7 @@ class BundleStore:
     # -- reading ------------------------------------------------------------------------------
 
     def _known(self, key: _Key) -> bool:
-        try:
-            conn = self._conn
-            return (
-                conn.execute(_STORED_KEY, key).fetchone() is not None
-                or conn.execute(_KNOWN_KEY, key).fetchone() is not None
-            )
-        except sqlite3.Error as exc:
-            raise _db_error("reading the bundle store", exc) from exc
+        return key in self._id_by_key or key in self._known_keys
 
     def is_known(self, identity: BundleIdentity) -> bool:
         """True when a bundle with this identity is stored or was marked delivered."""
@@ -1021,8 +1062,18 @@ class BundleStore:
 
     def find(self, identity: BundleIdentity) -> StoredBundle | None:
         """The stored bundle with this identity, or None."""
-        rows = self._query(_BY_KEY, _key_of(identity))
+        key = _key_of(identity)
+        with self._lock:
+            self._check_open()
+            sid = self._id_by_key.get(key)
+            if sid is None:
+                return None
+            rows = self._query(_BY_ID, (sid,))
         return _stored(rows[0]) if rows else None
+
+    def has(self, store_id: int) -> bool:
+        """True when a bundle is stored under this store id (no database access)."""
+        return store_id in self._key_by_id
 
     def _missing(self, store_id: int) -> StoreError:
         rows = self._query("SELECT problem FROM quarantine WHERE id = ?", (store_id,))
@@ -1193,16 +1244,16 @@ class BundleStore:
                     (store_id,),
                 ).fetchall()
                 if rows and keep:
-                    conn.execute(
-                        "INSERT INTO known VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
-                        "SET expiry_ms = max(expiry_ms, excluded.expiry_ms)",
-                        rows[0][2:],
-                    )
+                    conn.execute(_REMEMBER, rows[0][2:])
             except sqlite3.Error as exc:
                 raise self._fail("removing a bundle", exc) from exc
             if not rows:
                 self._end()
                 return False
+            if keep:
+                r = rows[0]
+                self._remember((r[2], r[3], r[4], r[5], r[6]), r[7])
+            self._forget_row(store_id)
             size, name = rows[0][0], rows[0][1]
             self._count -= 1
             self._bytes -= size
@@ -1221,13 +1272,10 @@ class BundleStore:
             self._check_open()
             self._begin()
             try:
-                self._conn.execute(
-                    "INSERT INTO known VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
-                    "SET expiry_ms = max(expiry_ms, excluded.expiry_ms)",
-                    (*key, expiry),
-                )
+                self._conn.execute(_REMEMBER, (*key, expiry))
             except sqlite3.Error as exc:
                 raise self._fail("remembering a bundle", exc) from exc
+            self._remember(key, expiry)
             self._end()
 
     def expire(self, now_ms: int) -> list[int]:
@@ -1250,7 +1298,10 @@ class BundleStore:
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise self._fail("expiring bundles", exc) from exc
-            for _, size, name in rows:
+            if self._known_keys:
+                self._known_keys = {k: e for k, e in self._known_keys.items() if e > now}
+            for sid, size, name in rows:
+                self._forget_row(sid)
                 self._count -= 1
                 self._bytes -= size
                 if name is not None:
@@ -1273,6 +1324,7 @@ class BundleStore:
         except sqlite3.Error as exc:
             raise self._fail("quarantining a bundle", exc) from exc
         if rows:
+            self._forget_row(store_id)
             self._count -= 1
             self._bytes -= rows[0][0]
 
@@ -1451,8 +1503,11 @@ class _Checkpointer:
     transaction is in the log whether or not it was checkpointed.
     """
 
-    def __init__(self, path: Path, synchronous: str) -> None:
+    def __init__(self, path: Path, synchronous: str, payload_dir: Path | None = None) -> None:
         self.wake = threading.Event()
+        self.unsynced: collections.deque[str] = collections.deque()
+        """Payload files written without fsync (NORMAL mode), synced before the next checkpoint."""
+        self._payload_dir = payload_dir
         self._stopping = threading.Event()
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout=5000")
@@ -1467,10 +1522,38 @@ class _Checkpointer:
             if self._stopping.is_set():
                 return
             self.wake.clear()
+            self.sync_files()
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             if self._stopping.wait(_CHECKPOINT_PAUSE_S):
                 return
+
+    def sync_files(self) -> None:
+        """fsync the payload files written since the last call (those still there), then their
+        directory."""
+        names = self.unsynced
+        if not names or self._payload_dir is None:
+            return
+        synced = False
+        while names:
+            try:
+                name = names.popleft()
+            except IndexError:
+                break
+            try:
+                fd = os.open(self._payload_dir / name, os.O_RDONLY)
+            except OSError:
+                continue  # removed meanwhile
+            try:
+                os.fsync(fd)
+                synced = True
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        if synced:
+            with contextlib.suppress(OSError):
+                _fsync_dir(self._payload_dir)
 
     def stop(self) -> None:
         """End the thread and close its connection."""
@@ -1576,7 +1659,8 @@ class BundleWriter:
                 destination = decoded.primary.destination if destination is None else destination
             _key_of(identity)  # refuse a malformed identity before the file is closed
             if self._fd is not None:
-                os.fsync(self._fd)
+                if self._store.synchronous == "FULL":
+                    os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = None
         except OSError as exc:
