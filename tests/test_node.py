@@ -220,3 +220,98 @@ def test_config_errors_name_the_key(text: str, message: str) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the configuration"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_full_store_refuses_before_the_agent_takes_it(tmp_path: Path) -> None:
+    from proxima.errors import StoreError
+
+    async def main() -> None:
+        clock = Clock()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,), quota_bytes=3000)
+
+        def post(seq: int) -> bytes:
+            p = PrimaryBlock(POSTS, ISS, ISS, creation_time=clock.now, sequence=seq, flags=0x40000)
+            return encode_bundle(Bundle(p, (payload_block(bytes(1000)),)))
+
+        ground.accept(post(1))
+        ground.accept(post(2))
+        await ground.durable()
+        held = ground.agent.held()
+        with pytest.raises(StoreError) as info:
+            ground.accept(post(3))
+        assert info.value.reason == 4
+        assert ground.agent.held() == held  # nothing kept in memory only
+        with pytest.raises(StoreError):
+            ground.accept(post(3))  # a retransmission is refused again, not taken as a duplicate
+        assert ground.agent.counters.deleted >= 1  # the refusal counts as a deletion (reason 4)
+        await ground.stop()
+
+    asyncio.run(main())
+
+
+def test_creation_stamps_never_repeat_across_restarts(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()  # frozen: every send in the same millisecond
+        stamps = []
+        for _ in range(3):
+            iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+            await iss.send(POSTS, b"x")
+            assert iss.last_sent is not None
+            stamps.append((iss.last_sent.primary.creation_time, iss.last_sent.primary.sequence))
+            await iss.stop()
+        assert len(set(stamps)) == 3
+
+    asyncio.run(main())
+
+
+class RefusingLink(MemLink):
+    async def send(self, data: bytes) -> None:
+        from proxima.errors import LocalError
+
+        raise LocalError("the bundle does not fit in a datagram")
+
+
+def test_a_bundle_the_next_hop_can_never_take_is_cancelled(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+        relay = make(tmp_path, RELAY, clock)
+        await iss.send(POSTS, b"too big for this link")
+        iss.link_up(RefusingLink(relay, RELAY, iss))
+        await settle()
+        assert iss.status()["stored"]["bundles"] == 0  # deleted (reason 3), not retried forever
+        assert iss.agent.counters.deleted == 1
+        await iss.stop()
+        await relay.stop()
+
+    asyncio.run(main())
+
+
+def test_deliveries_nobody_takes_expire(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        p = PrimaryBlock(POSTS, ISS, creation_time=clock.now, sequence=1, lifetime=1000)
+        ground.accept(encode_bundle(Bundle(p, (payload_block(b"old news"),))))
+        await ground.durable()
+        clock.now += 2000
+        ground._expire_once()
+        await ground.durable()
+        assert await ground.take(POSTS, timeout=0) is None
+        assert ground.status()["stored"]["bundles"] == 0
+        await ground.stop()
+
+    asyncio.run(main())
+
+
+def test_restart_applies_what_rerouting_decides(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+        await iss.send(EID.parse("ipn:9.1"), b"nowhere to go after the restart")
+        await iss.stop()
+        iss = make(tmp_path, ISS, clock)  # the route is gone: deleted (no known route) at open
+        assert iss.status()["stored"]["bundles"] == 0
+        await iss.stop()
+
+    asyncio.run(main())

@@ -177,6 +177,7 @@ class BundleAgent:
         *,
         endpoints: tuple[EID, ...] = (),
         next_sequence: int = 0,
+        last_created: tuple[int, int] | None = None,
         report_lifetime_ms: int = 86_400_000,
         crc_type: int = 2,
     ) -> None:
@@ -196,7 +197,7 @@ class BundleAgent:
         self._reassembler = Reassembler()
         self._fragments: dict[tuple[EID, int, int], list[int]] = {}
         self._next_key = 1
-        self._last_created = (0, next_sequence - 1)
+        self._last_created = (0, next_sequence - 1) if last_created is None else last_created
         self.links_up: set[EID] = set()
 
     # -- registration and restart --------------------------------------------------------------
@@ -221,15 +222,29 @@ class BundleAgent:
         """On restart: a bundle with this identity was already delivered; never deliver it again."""
         self._delivered[identity] = expiry_ms
 
-    def restore(self, data: bytes, *, received_ms: int, klass: int | None = None) -> int:
-        """On restart: take back a stored bundle without re-reporting it; returns its new key.
+    def restore(
+        self,
+        data: bytes,
+        *,
+        received_ms: int,
+        klass: int | None = None,
+        now_ms: int | None = None,
+        actions: list[Action] | None = None,
+    ) -> int:
+        """On restart: take back a stored bundle without re-reporting its reception; returns
+        its new key, which the runtime gives its stored copy.
 
-        The runtime re-keys its stored copy with the returned key.
+        Placing it again may delete it (a route gone, its hop limit) or deliver it; those
+        actions are appended to ``actions`` for the runtime to apply.
         """
         bundle = decode_bundle(data)
         held = self._hold(bundle, received_ms, klass)
-        self._place(held, received_ms, [])
+        self._place(held, received_ms if now_ms is None else now_ms, [] if actions is None else actions)
         return held.key
+
+    def resume_timestamps(self, last: tuple[int, int]) -> None:
+        """On restart: the last (creation time, sequence) this node used, so none repeats."""
+        self._last_created = max(self._last_created, last)
 
     @property
     def sequence_state(self) -> tuple[int, int]:
@@ -398,8 +413,8 @@ class BundleAgent:
                 return
             if whole is None:
                 return  # the fragment stays stored until the whole ADU is there
-            keys = self._fragments.pop(fkey)
-            expiry = max(self._held[k].expiry_ms for k in keys)
+            keys = [k for k in self._fragments.pop(fkey) if k in self._held]
+            expiry = max((self._held[k].expiry_ms for k in keys), default=held.expiry_ms)
             identity = whole.id
             actions.append(Deliver(p.destination, whole, identity, expiry))
             self._delivered[identity] = expiry
@@ -493,6 +508,21 @@ class BundleAgent:
         prev = CanonicalBlock(BlockType.PREVIOUS_NODE, prev_number, 0, crc, self.node_id.cbor)
         return encode_bundle(Bundle(b.primary, (prev, *blocks)))
 
+    def refuse(self, bundle: Bundle, now_ms: int, reason: int) -> list[Action]:
+        """A received bundle this node cannot keep (e.g. depleted storage, reason 4): count its
+        deletion and report it when asked; nothing is held."""
+        actions: list[Action] = []
+        self._deleted(bundle, now_ms, reason, actions)
+        return actions
+
+    def cancel(self, key: int, now_ms: int, reason: int = Reason.TRANSMISSION_CANCELED) -> list[Action]:
+        """Give up on bundle ``key`` (a next hop refuses it for good): delete it with ``reason``."""
+        actions: list[Action] = []
+        held = self._held.get(key)
+        if held is not None:
+            self._delete(held, now_ms, reason, actions)
+        return actions
+
     def transmitted(self, key: int, now_ms: int) -> list[Action]:
         """The next hop acknowledged bundle ``key``: forget it (and report forwarding)."""
         actions: list[Action] = []
@@ -540,6 +570,15 @@ class BundleAgent:
 
     def _forget(self, held: _Held, reason: int, actions: list[Action]) -> None:
         self._held.pop(held.key, None)
+        p = held.bundle.primary
+        if p.flags & BundleFlag.IS_FRAGMENT:
+            fkey = (p.source, p.creation_time, p.sequence)
+            keys = self._fragments.get(fkey)
+            if keys is not None and held.key in keys:
+                keys.remove(held.key)
+                if not keys:
+                    del self._fragments[fkey]
+                    self._reassembler.discard(fkey)
         if self._by_identity.get(held.identity) == held.key:
             del self._by_identity[held.identity]
         self._waiting.discard(held.key)

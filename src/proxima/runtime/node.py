@@ -19,7 +19,7 @@ from proxima.agent.agent import BundleAgent, Deliver, Persist, Transmit, Unpersi
 from proxima.agent.routing import StaticRouter
 from proxima.bpv7.bundle import BundleFlag, decode_bundle
 from proxima.bpv7.eid import DTN_NONE, EID
-from proxima.errors import BundleError, Incomplete, LocalError, StoreError
+from proxima.errors import BundleError, Incomplete, LocalError, ProximaError, StoreError
 from proxima.runtime.store import BundleState, BundleStore, RemoveReason
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 __all__ = ["Delivery", "Node", "dtn_now_ms"]
 
 DTN_EPOCH_UNIX_MS: Final = 946_684_800_000
+_STAMP_TIME: Final = "agent.creation_time"
+_STAMP_SEQ: Final = "agent.sequence"
+RETRY_DELAY: Final = 0.5
+"""Seconds before a bundle whose send failed is queued again."""
 SEND_WINDOW: Final = 256
 """Bundles in flight per link at once (TCPCL pipelines transfers)."""
 SEND_WINDOW_BYTES: Final = 16 * 1024 * 1024
@@ -114,6 +118,7 @@ class Node:
         self._work = asyncio.Event()
         self._flush_waiters: list[asyncio.Future[None]] = []
         self.last_sent: Bundle | None = None
+        self._saved_stamp: tuple[int, int] = (0, -1)
         self._links: dict[Link, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[Closable] = []
@@ -137,17 +142,27 @@ class Node:
             autocommit=False,
         )
         store.requeue()
-        self.started_ms = self.clock()
+        self.started_ms = now = self.clock()
+        stamp = (store.counter(_STAMP_TIME), store.counter(_STAMP_SEQ))
+        if stamp != (0, 0):
+            self.agent.resume_timestamps(stamp)  # never reuse a (creation time, sequence) pair
+        self._saved_stamp = self.agent.sequence_state
+        restored: list[Action] = []
         for info in store.pending(state=None):
             if info.state == BundleState.DELIVERING and info.next_hop is not None:
                 self._deliveries.setdefault(EID.parse(info.next_hop), []).append(info.store_id)
                 continue
             try:
                 data = store.get(info.store_id)
-                key = self.agent.restore(data, received_ms=info.received_ms, klass=info.klass)
-            except (StoreError, BundleError):
+                actions: list[Action] = []
+                key = self.agent.restore(
+                    data, received_ms=info.received_ms, klass=info.klass, now_ms=now, actions=actions
+                )
+            except ProximaError:
                 continue  # quarantined or unreadable: the store already reports it
             self._sid[key] = info.store_id
+            restored.extend(actions)
+        self._apply(restored)
         store.flush()
 
     async def start(self) -> None:
@@ -215,6 +230,11 @@ class Node:
 
     def _apply(self, actions: list[Action]) -> None:
         store = self._require_store()
+        stamp = self.agent.sequence_state
+        if stamp != self._saved_stamp:
+            store.set_counter(_STAMP_TIME, stamp[0])
+            store.set_counter(_STAMP_SEQ, stamp[1])
+            self._saved_stamp = stamp
         # A bundle for a local endpoint comes as Persist then Deliver: store it as a delivery
         # at once (one INSERT) instead of inserting, finding and updating it.
         delivering: dict[Any, EID] | None = None
@@ -352,12 +372,27 @@ class Node:
         if store.is_known(identity):  # stored or delivered: the store keeps them in memory
             self.agent.counters.duplicates += 1
             return
+        self._check_room(len(data), bundle)
         actions = self.agent.receive_bundle(bundle, now_ms=self.clock())
         self._received = (bundle, data)  # stored as received when the agent keeps it unchanged
         try:
             self._apply(actions)
         finally:
             self._received = None
+
+    def _check_room(self, size: int, bundle: Bundle | None) -> None:
+        """Refuse, before the agent takes it, a bundle the store has no room for (reason 4)."""
+        quota = self.config.quota_bytes
+        store = self._require_store()
+        if quota is None or store.bytes_stored + size <= quota:
+            return
+        if bundle is not None:
+            with contextlib.suppress(StoreError):  # the deletion report itself may not fit
+                self._apply(self.agent.refuse(bundle, self.clock(), 4))
+        raise StoreError(
+            f"store full: {store.bytes_stored} of {quota} bytes used, no room for {size} more",
+            reason=4,
+        )
 
     def link_up(self, link: Link) -> None:
         """A session is up; when its peer is known, start sending to it."""
@@ -439,8 +474,10 @@ class Node:
         budget, size, event = room
         budget[0] -= size
         event.set()
-        if fut.cancelled() or fut.exception() is not None:
+        if fut.cancelled():
             self._apply(self.agent.transmit_failed(key, self.clock()))
+        elif (exc := fut.exception()) is not None:
+            self._failed(key, exc)
         else:
             self._apply(self.agent.transmitted(key, self.clock()))
 
@@ -450,12 +487,23 @@ class Node:
         except asyncio.CancelledError:
             self._apply(self.agent.transmit_failed(t.key, self.clock()))
             raise
-        except Exception:
-            self._apply(self.agent.transmit_failed(t.key, self.clock()))
+        except Exception as exc:
+            self._failed(t.key, exc)
         else:
             self._apply(self.agent.transmitted(t.key, self.clock()))
         finally:
             window.release()
+
+    def _failed(self, key: int, exc: BaseException) -> None:
+        """A send failed: give up on bundles the next hop will never take (reason 3), retry the
+        others after a pause so a refusing peer is not hammered."""
+        refusal = getattr(exc, "reason", None)
+        refused_for_good = type(exc).__name__ == "TransferRefusedError" and refusal in (4, 5)
+        if isinstance(exc, LocalError) or refused_for_good:
+            self._apply(self.agent.cancel(key, self.clock()))
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(RETRY_DELAY, lambda: self._apply(self.agent.transmit_failed(key, self.clock())))
 
     async def _dial(self, nc: Any) -> None:
         """Keep a session up with a configured neighbour, retrying with backoff."""
@@ -476,14 +524,24 @@ class Node:
     async def _expiry_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self._apply(self.agent.tick(self.clock()))
-            for endpoint, sids in self._deliveries.items():
-                store = self._require_store()
-                alive = [s for s in sids if store.has(s)]
-                if len(alive) != len(sids):
-                    for s in set(sids).difference(alive):
-                        self._uncache(s)
-                    self._deliveries[endpoint] = alive
+            try:
+                self._expire_once()
+            except ProximaError:
+                continue  # e.g. the store is full or failing: try again next second
+
+    def _expire_once(self) -> None:
+        """Delete expired bundles: those the agent holds, and deliveries no one took in time."""
+        now = self.clock()
+        store = self._require_store()
+        self._apply(self.agent.tick(now))
+        for sid in store.expire(now):
+            self._uncache(sid)
+        for endpoint, sids in self._deliveries.items():
+            alive = [s for s in sids if store.has(s)]
+            if len(alive) != len(sids):
+                for s in set(sids).difference(alive):
+                    self._uncache(s)
+                self._deliveries[endpoint] = alive
 
     # -- the application side ------------------------------------------------------------------
 
@@ -503,6 +561,7 @@ class Node:
         klass: int | None = None,
     ) -> asyncio.Future[None]:
         """Originate a bundle; the returned future resolves once it is durable."""
+        self._check_room(len(payload) + 100, None)
         bundle, actions = self.agent.send(
             destination,
             payload,
@@ -557,7 +616,7 @@ class Node:
             if bundle is None:
                 try:
                     bundle = decode_bundle(store.get(sid))
-                except (StoreError, BundleError):
+                except ProximaError:
                     del queue[i]
                     continue
             out.append(Delivery(sid, bundle))
