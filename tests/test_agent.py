@@ -333,3 +333,17 @@ def test_bundles_for_an_unregistered_endpoint_of_this_node_stay_here() -> None:
     actions = agent.receive(encode_bundle(b), now_ms=T0)
     assert [type(a).__name__ for a in actions] == ["Persist", "Deliver", "Unpersist"]
     assert agent.next_to_send(RELAY, T0) is None
+
+
+def test_one_reception_report_even_when_a_block_asks_for_one_too() -> None:
+    agent = BundleAgent(GROUND, StaticRouter(), endpoints=(POSTS,))
+    unknown = CanonicalBlock(200, 2, int(BlockFlag.REPORT_IF_UNPROCESSED), 0, b"")
+    p = PrimaryBlock(POSTS, ISS, ISS, creation_time=T0, sequence=1, flags=int(BundleFlag.REPORT_RECEPTION))
+    actions = agent.receive(encode_bundle(Bundle(p, (unknown, payload_block(b"x")))), now_ms=T0)
+    reports = [
+        status_report_of(a.bundle)
+        for a in actions
+        if isinstance(a, Persist) and a.bundle.primary.flags & BundleFlag.ADMIN_RECORD
+    ]
+    assert len(reports) == 1
+    assert reports[0].received.asserted and reports[0].reason == Reason.BLOCK_UNSUPPORTED

@@ -332,11 +332,11 @@ class BundleAgent:
             self.counters.duplicates += 1
             return actions
         flags = bundle.primary.flags
-        if flags & BundleFlag.REPORT_RECEPTION:
-            self._report(bundle, now_ms, actions, received=True)
         outcome = process_unknown_blocks(bundle)
-        if outcome.report:
-            self._report(bundle, now_ms, actions, received=True, reason=Reason.BLOCK_UNSUPPORTED)
+        if flags & BundleFlag.REPORT_RECEPTION or outcome.report:
+            # one reception report, saying "block unsupported" when a block asked to be reported
+            reason = Reason.BLOCK_UNSUPPORTED if outcome.report else Reason.NO_ADDITIONAL_INFORMATION
+            self._report(bundle, now_ms, actions, received=True, reason=reason)
         if outcome.bundle is None:
             self._deleted(bundle, now_ms, Reason.BLOCK_UNSUPPORTED, actions)
             return actions
