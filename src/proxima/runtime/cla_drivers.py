@@ -784,6 +784,41 @@ async def tcpcl_connect(
 # ============================================================================================
 
 
+class _WriteGate:
+    """Flow control shared by the stream and datagram links: senders wait while the transport's
+    buffer is full, and fail when the link closes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.paused = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def wait(self) -> None:
+        """Return once the transport can take more (at once when it is not paused)."""
+        if self.paused:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def pause(self) -> None:
+        """The transport's buffer is full."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """The transport drained: release the waiting senders."""
+        self.paused = False
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        """The link closed: every waiting sender fails with ``error``."""
+        for waiter in self._waiters:
+            _fail(waiter, error)
+        self._waiters.clear()
+
+
 class StreamLink(asyncio.Protocol):
     """An MTCP or STCP connection and its Link: length-prefixed bundles, no acknowledgement.
 
@@ -819,9 +854,8 @@ class StreamLink(asyncio.Protocol):
         self._incoming: IncomingBundle | None = None
         self._discard = False  # the current frame is being skipped
         self._tasks = _Tasks()
-        self._paused = False
         self._gate = _ReadGate()
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._writes = _WriteGate(self._loop)
         self._timer: asyncio.TimerHandle | None = None
         self._last_sent = 0.0
         self._up = False
@@ -866,10 +900,7 @@ class StreamLink(asyncio.Protocol):
             transport.writelines([head, data])
         self._last_sent = self._loop.time()
         self.bundles_sent += 1
-        if self._paused:
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
+        await self._writes.wait()
 
     async def close(self) -> None:
         """Close the connection (after what is written is sent); return once closed."""
@@ -918,10 +949,7 @@ class StreamLink(asyncio.Protocol):
             _abort_incoming(self._incoming)
             self._incoming = None
             self.bundles_dropped += 1
-        error = LinkClosedError(f"{self._cla.upper()} connection closed")
-        for waiter in self._drain_waiters:
-            _fail(waiter, error)
-        self._drain_waiters.clear()
+        self._writes.fail(LinkClosedError(f"{self._cla.upper()} connection closed"))
         try:
             self._sink.link_down(self)
         except Exception:
@@ -931,16 +959,11 @@ class StreamLink(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         """Senders wait until the transport drains."""
-        self._paused = True
+        self._writes.pause()
 
     def resume_writing(self) -> None:
         """Release waiting senders."""
-        self._paused = False
-        waiters = self._drain_waiters
-        self._drain_waiters = []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._writes.resume()
 
     # ---- receiving ------------------------------------------------------------------------
 
@@ -1020,10 +1043,10 @@ class StreamLink(asyncio.Protocol):
         if transport is None or keepalive is None or not self._up or transport.is_closing():
             return
         now = self._loop.time()
-        if now >= self._last_sent + keepalive and not self._paused:
+        if now >= self._last_sent + keepalive and not self._writes.paused:
             transport.write(framing.STCP_KEEPALIVE)
             self._last_sent = now
-        elif self._paused:
+        elif self._writes.paused:
             self._last_sent = now  # the link is busy, not idle
         self._arm_keepalive()
 
@@ -1136,8 +1159,7 @@ class UdpLink(asyncio.DatagramProtocol):
         self._max = max_datagram
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks = _Tasks()
-        self._paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._writes = _WriteGate(self._loop)
         self._up = False
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self.bundles_sent = 0
@@ -1179,10 +1201,7 @@ class UdpLink(asyncio.DatagramProtocol):
             raise LinkClosedError("UDP endpoint is closed")
         transport.sendto(datagram, self._peer_addr)
         self.bundles_sent += 1
-        if self._paused:
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
+        await self._writes.wait()
 
     async def close(self) -> None:
         """Close the socket; return once closed."""
@@ -1232,10 +1251,7 @@ class UdpLink(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The socket is closed: the link is down."""
-        error = LinkClosedError("UDP endpoint closed")
-        for waiter in self._drain_waiters:
-            _fail(waiter, error)
-        self._drain_waiters.clear()
+        self._writes.fail(LinkClosedError("UDP endpoint closed"))
         if self._up:
             self._up = False
             try:
@@ -1247,16 +1263,11 @@ class UdpLink(asyncio.DatagramProtocol):
 
     def pause_writing(self) -> None:
         """Senders wait until the socket drains."""
-        self._paused = True
+        self._writes.pause()
 
     def resume_writing(self) -> None:
         """Release waiting senders."""
-        self._paused = False
-        waiters = self._drain_waiters
-        self._drain_waiters = []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._writes.resume()
 
     async def _commit(self, incoming: IncomingBundle, addr: object) -> None:
         try:
