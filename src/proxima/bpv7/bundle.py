@@ -1406,24 +1406,13 @@ def _parse_fast(data: bytes) -> tuple[Bundle, int, bool, tuple[str, int] | None]
         # Propose where the prefix (array head .. report-to) ends; the cache vouches for it.
         ulen = _ULEN
         p = 4 + ulen[data[3]]
-        if data[p + 1] == 2:
-            p += 3
-            p += ulen[data[p]]
-            p += ulen[data[p]]
-        else:
-            p = _dtn_eid_end(data, p)
-        if data[p + 1] == 2:
-            p += 3
-            p += ulen[data[p]]
-            p += ulen[data[p]]
-        else:
-            p = _dtn_eid_end(data, p)
-        if data[p + 1] == 2:
-            p += 3
-            p += ulen[data[p]]
-            p += ulen[data[p]]
-        else:
-            p = _dtn_eid_end(data, p)
+        for _ in range(3):  # destination, source, report-to
+            if data[p + 1] == 2:
+                p += 3
+                p += ulen[data[p]]
+                p += ulen[data[p]]
+            else:
+                p = _dtn_eid_end(data, p)
         key = data[1:p]
         found = _PRIMARY_PREFIX_OF.get(key)
         if found is None:
