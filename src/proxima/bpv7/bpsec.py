@@ -45,7 +45,7 @@ from proxima.bpv7.eid import EID, eid_from_cbor
 from proxima.errors import InvalidEndpointID, LocalError, SecurityError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = [
     "BCB_AES_GCM",
@@ -183,9 +183,7 @@ class _Reader:
 
     def fail(self, message: str, reason: int = _BAD) -> NoReturn:
         where = f"block {self.block}: " if self.block is not None else ""
-        raise SecurityError(
-            f"{where}abstract security block: {message}", reason=reason, block=self.block
-        )
+        raise SecurityError(f"{where}abstract security block: {message}", reason=reason, block=self.block)
 
     def head(self, what: str) -> tuple[int, int]:
         """Read a head; return (major type, argument). Only shortest, definite forms pass."""
@@ -355,9 +353,7 @@ def _enc_value(value: object, what: str, depth: int = 0) -> bytes:
     if isinstance(value, tuple | list):
         if depth >= _MAX_DEPTH:
             raise LocalError(f"{what}: arrays nest more than {_MAX_DEPTH} deep")
-        return _cbor.head(4, len(value)) + b"".join(
-            _enc_value(v, what, depth + 1) for v in value
-        )
+        return _cbor.head(4, len(value)) + b"".join(_enc_value(v, what, depth + 1) for v in value)
     raise LocalError(
         f"{what}: {type(value).__name__} is not a supported value (int, bytes, str, bool, "
         "None or a tuple of those)"
@@ -440,11 +436,7 @@ def asb_of(block: CanonicalBlock) -> AbstractSecurityBlock:
 
 def _header(block: CanonicalBlock) -> bytes:
     """Canonical block type code, block number and flags (reserved flag bits zeroed)."""
-    return (
-        _cbor.uint(block.type)
-        + _cbor.uint(block.number)
-        + _cbor.uint(block.flags & _KNOWN_BLOCK_FLAGS)
-    )
+    return _cbor.uint(block.type) + _cbor.uint(block.number) + _cbor.uint(block.flags & _KNOWN_BLOCK_FLAGS)
 
 
 def _target_block(bundle: Bundle, target: int) -> CanonicalBlock:
@@ -541,8 +533,7 @@ def _survey(bundle: Bundle) -> _Survey:
                 )
             if t in encrypted:
                 raise _conflict(
-                    f"block {t} is the target of both BCB {encrypted[t]} and BCB {b.number} "
-                    "(RFC 9172 §3.2)",
+                    f"block {t} is the target of both BCB {encrypted[t]} and BCB {b.number} (RFC 9172 §3.2)",
                     b.number,
                 )
             encrypted[t] = b.number
@@ -554,8 +545,7 @@ def _survey(bundle: Bundle) -> _Survey:
             )
         if b.flags & BlockFlag.DELETE_BLOCK_IF_UNPROCESSED:
             raise _conflict(
-                f"BCB {b.number} has the 'remove block if it can't be processed' flag set "
-                "(RFC 9172 §3.8)",
+                f"BCB {b.number} has the 'remove block if it can't be processed' flag set (RFC 9172 §3.8)",
                 b.number,
             )
     bibs: dict[int, AbstractSecurityBlock] = {}
@@ -581,8 +571,7 @@ def _survey(bundle: Bundle) -> _Survey:
                 )
             if t in integrity:
                 raise _conflict(
-                    f"block {t} is the target of both BIB {integrity[t]} and BIB {b.number} "
-                    "(RFC 9172 §3.2)",
+                    f"block {t} is the target of both BIB {integrity[t]} and BIB {b.number} (RFC 9172 §3.2)",
                     b.number,
                 )
             if t in encrypted:
@@ -674,8 +663,7 @@ def _strip_crcs(bundle: Bundle, targets: tuple[int, ...]) -> Bundle:
     if 0 in targets and primary.crc_type != CRCType.NONE:
         primary = primary._replace(crc_type=CRCType.NONE)
     blocks = tuple(
-        b._replace(crc_type=CRCType.NONE) if b.number in targets and b.crc_type else b
-        for b in bundle.blocks
+        b._replace(crc_type=CRCType.NONE) if b.number in targets and b.crc_type else b for b in bundle.blocks
     )
     return Bundle(primary, blocks)
 
@@ -758,9 +746,7 @@ def add_bib(
         if n in survey.integrity:
             raise LocalError(f"BIB: block {n} is already the target of BIB {survey.integrity[n]}")
         if n in survey.encrypted:
-            raise LocalError(
-                f"BIB: block {n} is encrypted by BCB {survey.encrypted[n]} (RFC 9172 §3.9)"
-            )
+            raise LocalError(f"BIB: block {n} is encrypted by BCB {survey.encrypted[n]} (RFC 9172 §3.9)")
     params: list[tuple[int, CBORValue]] = [(_BIB_SHA_VARIANT, int(sha_variant))]
     hmac_key = key
     if wrapped_key_cek is not None:
@@ -770,12 +756,9 @@ def add_bib(
     stripped = _strip_crcs(bundle, t)
     bib = CanonicalBlock(BlockType.BIB, number, int(flags), int(crc_type), b"")
     results = tuple(
-        ((_RESULT, _hmac(int(sha_variant), hmac_key, ippt(stripped, n, bib, int(scope)))),)
-        for n in t
+        ((_RESULT, _hmac(int(sha_variant), hmac_key, ippt(stripped, n, bib, int(scope)))),) for n in t
     )
-    asb = AbstractSecurityBlock(
-        t, BIB_HMAC_SHA2, PARAMETERS_PRESENT, security_source, tuple(params), results
-    )
+    asb = AbstractSecurityBlock(t, BIB_HMAC_SHA2, PARAMETERS_PRESENT, security_source, tuple(params), results)
     return _insert(stripped, bib._replace(data=encode_asb(asb)), index)
 
 
@@ -824,9 +807,7 @@ def _bytes_param(value: CBORValue, what: str, block: int) -> bytes:
 
 
 def _bib_params(asb: AbstractSecurityBlock, block: int) -> _BibParams:
-    p = _pair_map(
-        asb.parameters or (), (_BIB_SHA_VARIANT, _BIB_WRAPPED_KEY, _BIB_SCOPE), "parameter", block
-    )
+    p = _pair_map(asb.parameters or (), (_BIB_SHA_VARIANT, _BIB_WRAPPED_KEY, _BIB_SCOPE), "parameter", block)
     variant = _uint_param(p.get(_BIB_SHA_VARIANT, 6), "the SHA variant", block)
     if variant not in _HASHES:
         raise SecurityError(
@@ -848,6 +829,36 @@ def _single_result(results: tuple[tuple[int, CBORValue], ...], target: int, bloc
             f"security block {block}: target {target} has no result 1", reason=_BAD, block=block
         )
     return _bytes_param(r[_RESULT], f"result 1 of target {target}", block)
+
+
+def _keyed(
+    bundle: Bundle,
+    blocks: dict[int, AbstractSecurityBlock],
+    lookup: KeyLookup,
+    kind: str,
+    context_id: int,
+) -> Iterator[tuple[int, CanonicalBlock, AbstractSecurityBlock, bytes]]:
+    """The security blocks of one kind the key lookup has a key for, with that key; a block of
+    the other service's context is unexpected (reason 14), any other context unknown (13)."""
+    other, name = (
+        (BCB_AES_GCM, "BIB-HMAC-SHA2") if context_id == BIB_HMAC_SHA2 else (BIB_HMAC_SHA2, "BCB-AES-GCM")
+    )
+    for number, asb in blocks.items():
+        block = bundle.block(number)
+        if block is None:  # pragma: no cover - the survey came from these blocks
+            continue
+        k = lookup(block, asb)
+        if k is None:
+            continue
+        k = _check_key(k, "the key returned by the key lookup")
+        if asb.context_id != context_id:
+            reason = _UNEXPECTED if asb.context_id == other else _UNKNOWN
+            raise SecurityError(
+                f"{kind} {number}: security context {asb.context_id} is not {name} ({context_id})",
+                reason=reason,
+                block=number,
+            )
+        yield number, block, asb, k
 
 
 def verify_bib(
@@ -872,21 +883,7 @@ def verify_bib(
     lookup = _key_lookup(key)
     survey = _survey(bundle)
     verified: list[int] = []
-    for number, asb in survey.bibs.items():
-        block = bundle.block(number)
-        if block is None:  # pragma: no cover - the survey came from these blocks
-            continue
-        k = lookup(block, asb)
-        if k is None:
-            continue
-        k = _check_key(k, "the key returned by the key lookup")
-        if asb.context_id != BIB_HMAC_SHA2:
-            reason = _UNEXPECTED if asb.context_id == BCB_AES_GCM else _UNKNOWN
-            raise SecurityError(
-                f"BIB {number}: security context {asb.context_id} is not BIB-HMAC-SHA2 (1)",
-                reason=reason,
-                block=number,
-            )
+    for number, block, asb, k in _keyed(bundle, survey.bibs, lookup, "BIB", BIB_HMAC_SHA2):
         params = _bib_params(asb, number)
         hmac_key = k if params.wrapped_key is None else _unwrap(k, params.wrapped_key, number)
         for target, results in zip(asb.targets, asb.results, strict=True):
@@ -901,9 +898,7 @@ def verify_bib(
                 )
         verified.append(number)
     if required and not verified:
-        raise SecurityError(
-            "no BIB in the bundle could be verified with the key given", reason=_MISSING
-        )
+        raise SecurityError("no BIB in the bundle could be verified with the key given", reason=_MISSING)
     if remove and verified:
         return bundle.with_blocks(b for b in bundle.blocks if b.number not in verified)
     return bundle
@@ -977,9 +972,7 @@ def add_bcb(
         shared = set(bib_asb.targets) & set(t)
         if not shared:
             if bib_number in t:
-                raise LocalError(
-                    f"BCB: BIB {bib_number} shares no target with the BCB (RFC 9172 §3.8)"
-                )
+                raise LocalError(f"BCB: BIB {bib_number} shares no target with the BCB (RFC 9172 §3.8)")
         elif shared != set(bib_asb.targets):
             raise LocalError(
                 f"BCB: BIB {bib_number} also protects blocks {sorted(set(bib_asb.targets) - shared)}"
@@ -1027,9 +1020,7 @@ def _bcb_params(asb: AbstractSecurityBlock, block: int) -> _BcbParams:
         block,
     )
     if _BCB_IV not in p:
-        raise SecurityError(
-            f"BCB {block}: no initialization vector (parameter 1)", reason=_BAD, block=block
-        )
+        raise SecurityError(f"BCB {block}: no initialization vector (parameter 1)", reason=_BAD, block=block)
     iv = _bytes_param(p[_BCB_IV], "the IV", block)
     if not _IV_MIN <= len(iv) <= _IV_MAX:
         raise SecurityError(
@@ -1077,21 +1068,7 @@ def decrypt_bcb(
     survey = _survey(bundle)
     plaintext: dict[int, bytes] = {}
     done: set[int] = set()
-    for number, asb in survey.bcbs.items():
-        block = bundle.block(number)
-        if block is None:  # pragma: no cover - the survey came from these blocks
-            continue
-        k = lookup(block, asb)
-        if k is None:
-            continue
-        k = _check_key(k, "the key returned by the key lookup")
-        if asb.context_id != BCB_AES_GCM:
-            reason = _UNEXPECTED if asb.context_id == BIB_HMAC_SHA2 else _UNKNOWN
-            raise SecurityError(
-                f"BCB {number}: security context {asb.context_id} is not BCB-AES-GCM (2)",
-                reason=reason,
-                block=number,
-            )
+    for number, _block, asb, k in _keyed(bundle, survey.bcbs, lookup, "BCB", BCB_AES_GCM):
         params = _bcb_params(asb, number)
         cek = k if params.wrapped_key is None else _unwrap(k, params.wrapped_key, number)
         want = _AES_KEY_LENGTH[params.aes_variant]
@@ -1125,9 +1102,7 @@ def decrypt_bcb(
                 ) from exc
         done.add(number)
     if required and not done:
-        raise SecurityError(
-            "no BCB in the bundle could be decrypted with the key given", reason=_MISSING
-        )
+        raise SecurityError("no BCB in the bundle could be decrypted with the key given", reason=_MISSING)
     return bundle.with_blocks(
         b._replace(data=plaintext[b.number]) if b.number in plaintext else b
         for b in bundle.blocks
