@@ -1068,7 +1068,7 @@ def decrypt_bcb(
     survey = _survey(bundle)
     plaintext: dict[int, bytes] = {}
     done: set[int] = set()
-    for number, _block, asb, k in _keyed(bundle, survey.bcbs, lookup, "BCB", BCB_AES_GCM):
+    for number, block, asb, k in _keyed(bundle, survey.bcbs, lookup, "BCB", BCB_AES_GCM):
         params = _bcb_params(asb, number)
         cek = k if params.wrapped_key is None else _unwrap(k, params.wrapped_key, number)
         want = _AES_KEY_LENGTH[params.aes_variant]
