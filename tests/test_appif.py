@@ -25,6 +25,7 @@ from proxima.errors import LocalError
 from proxima.runtime.appif import AppInterface, echo_endpoint
 from proxima.runtime.config import NodeConfig, RouteConfig
 from proxima.runtime.node import Node
+from test_node import connect
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -34,34 +35,8 @@ POSTS = EID.parse("ipn:3.7")
 LIMIT = 20.0  # seconds any one test may take at most
 
 
-class MemLink:
-    """One direction of an in-memory session: send() hands bytes to the other node."""
-
-    def __init__(self, peer_node: Node, peer: EID, sender: Node) -> None:
-        self.peer_node = peer_node
-        self._peer = peer
-        self.sender = sender
-
-    @property
-    def peer(self) -> EID | None:
-        return self._peer
-
-    @property
-    def cla(self) -> str:
-        return "mem"
-
-    async def send(self, data: bytes) -> None:
-        incoming = self.peer_node.open_incoming(None, len(data))
-        incoming.write(data)
-        await incoming.commit()
-
-    async def close(self) -> None:
-        self.sender.link_down(self)
-
-
 def join(a: Node, b: Node) -> None:
-    a.link_up(MemLink(b, b.config.node_id, a))
-    b.link_up(MemLink(a, a.config.node_id, b))
+    connect(a, b)
 
 
 def make(tmp: Path, node_id: EID, **kw: Any) -> Node:
