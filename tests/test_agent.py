@@ -347,3 +347,70 @@ def test_one_reception_report_even_when_a_block_asks_for_one_too() -> None:
     ]
     assert len(reports) == 1
     assert reports[0].received.asserted and reports[0].reason == Reason.BLOCK_UNSUPPORTED
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    payload=st.binary(max_size=3000),
+    crc=st.sampled_from([0, 1, 2]),
+    age=st.booleans(),
+    extra=st.binary(max_size=40),
+)
+def test_a_bundle_held_without_its_payload_leaves_byte_for_byte_as_one_held_whole(
+    payload: bytes, crc: int, age: bool, extra: bytes
+) -> None:
+    """A relay keeping a large bundle's payload in its store sends its head, then the stored
+    payload block verbatim: exactly the bytes it would send holding the whole bundle."""
+    from proxima.bpv7.stream import decode_bundle_head
+
+    blocks = [
+        CanonicalBlock(200, 5, BlockFlag(0), crc, extra),
+        hop_count_block(30, 2, number=3, crc_type=crc),
+    ]
+    if age:
+        blocks.append(CanonicalBlock(7, 4, BlockFlag(0), crc, b"\x19\x03\xe8"))  # bundle age 1000 ms
+    blocks.append(payload_block(payload, crc_type=crc))
+    primary = PrimaryBlock(
+        destination=POSTS, source=ISS, creation_time=0 if age else T0, sequence=3, crc_type=crc
+    )
+    raw = encode_bundle(Bundle(primary, tuple(blocks)))
+    head = decode_bundle_head(raw)
+    start = head.payload_offset - len(head.payload_head)
+
+    whole = BundleAgent(RELAY, StaticRouter([GROUND]))
+    whole.receive(raw, now_ms=T0 + 10)
+    streamed = BundleAgent(RELAY, StaticRouter([GROUND]))
+    actions = streamed.receive_bundle(
+        Bundle(head.primary, head.blocks), now_ms=T0 + 10, payload_length=head.payload_length
+    )
+    assert [type(a) for a in actions] == [Persist]
+    a = whole.next_to_send(GROUND, T0 + 500)
+    b = streamed.next_to_send(GROUND, T0 + 500)
+    assert a is not None and b is not None
+    assert not a.external and b.external
+    assert b.data + raw[start:] == a.data
+    assert decode_bundle(b.data + raw[start:]).payload == payload
+
+
+def test_originating_a_large_bundle_in_two_steps() -> None:
+    """prepare() stamps and encodes the head; originate() takes charge of the stored copy."""
+    from proxima.bpv7.stream import decode_bundle_head
+
+    iss = BundleAgent(ISS, StaticRouter([RELAY], [StaticRoute("*", RELAY)]))
+    payload = bytes(range(256)) * 40
+    bundle, head, crc = iss.prepare(POSTS, len(payload), now_ms=T0)
+    crc.update(payload)
+    raw = head + payload + crc.trailer()
+    assert decode_bundle(raw).payload == payload
+    assert bundle.payload == b"" and bundle.primary.creation_time == T0
+    actions = iss.originate(bundle, now_ms=T0, payload_length=len(payload))
+    assert [type(a) for a in actions] == [Persist]
+    assert iss.counters.originated == 1
+    t = iss.next_to_send(RELAY, T0 + 1)
+    assert t is not None and t.external
+    start = decode_bundle_head(raw)
+    sent = decode_bundle(t.data + raw[start.payload_offset - len(start.payload_head) :])
+    assert sent.payload == payload and previous_node_of(sent) == ISS
+    # the timestamp is never reused by a later send
+    b2, _ = iss.send(POSTS, b"x", now_ms=T0)
+    assert (b2.primary.creation_time, b2.primary.sequence) == (T0, 1)

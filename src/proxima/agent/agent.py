@@ -30,6 +30,7 @@ from proxima.bpv7.bundle import (
     bundle_age_of,
     decode_block_data,
     decode_bundle,
+    encode_block,
     encode_bundle,
     hop_count_of,
     payload_block,
@@ -37,6 +38,7 @@ from proxima.bpv7.bundle import (
 )
 from proxima.bpv7.eid import DTN_NONE, EID
 from proxima.bpv7.fragment import Reassembler
+from proxima.bpv7.stream import PayloadCRC, encode_bundle_head
 from proxima.errors import BundleError, Incomplete, LocalError, ProximaError
 
 if TYPE_CHECKING:
@@ -97,12 +99,18 @@ class Deliver(NamedTuple):
 
 
 class Transmit(NamedTuple):
-    """Send these bytes (the bundle as it leaves this node) to ``peer``."""
+    """Send these bytes (the bundle as it leaves this node) to ``peer``.
+
+    When ``external`` is true the bundle's payload is not in memory: ``data`` is the bundle up
+    to its payload block, and the runtime sends the stored payload block (from its first byte to
+    the bundle's end, unchanged: its CRC covers only itself) after it.
+    """
 
     key: int
     peer: EID
     data: bytes
     klass: int
+    external: bool = False
 
 
 Action = Persist | Unpersist | Deliver
@@ -134,10 +142,17 @@ class AgentCounters:
 class _Held:
     """A bundle the agent is responsible for."""
 
-    __slots__ = ("bundle", "expiry_ms", "identity", "key", "klass", "peer", "received_ms")
+    __slots__ = ("bundle", "expiry_ms", "external", "identity", "key", "klass", "peer", "received_ms")
 
     def __init__(
-        self, key: int, bundle: Bundle, identity: Identity, expiry_ms: int, klass: int, received_ms: int
+        self,
+        key: int,
+        bundle: Bundle,
+        identity: Identity,
+        expiry_ms: int,
+        klass: int,
+        received_ms: int,
+        external: bool = False,
     ) -> None:
         self.key = key
         self.bundle = bundle
@@ -145,6 +160,7 @@ class _Held:
         self.expiry_ms = expiry_ms
         self.klass = klass
         self.received_ms = received_ms
+        self.external = external  # the payload stays in the runtime's store, not in ``bundle``
         self.peer: EID | None = None  # the next hop it is queued for, or in flight to
 
 
@@ -157,14 +173,18 @@ def expiry_of(bundle: Bundle, received_ms: int) -> int:
     return received_ms - age + p.lifetime
 
 
-def default_class(bundle: Bundle) -> int:
-    """Status reports first, then small payloads (posts), then bulk media."""
+def default_class(bundle: Bundle, payload_length: int | None = None) -> int:
+    """Status reports first, then small payloads (posts), then bulk media.
+
+    ``payload_length`` is given for a bundle whose payload is kept outside ``bundle``.
+    """
     if bundle.primary.flags & BundleFlag.ADMIN_RECORD:
         return CLASS_ADMIN
     if bundle.primary.flags & BundleFlag.IS_FRAGMENT:
         total = bundle.primary.total_adu_length or 0
         return CLASS_EXPEDITED if total <= SMALL_PAYLOAD else CLASS_BULK
-    return CLASS_EXPEDITED if len(bundle.payload) <= SMALL_PAYLOAD else CLASS_BULK
+    size = len(bundle.payload) if payload_length is None else payload_length
+    return CLASS_EXPEDITED if size <= SMALL_PAYLOAD else CLASS_BULK
 
 
 class BundleAgent:
@@ -237,8 +257,23 @@ class BundleAgent:
         Placing it again may delete it (a route gone, its hop limit) or deliver it; those
         actions are appended to ``actions`` for the runtime to apply.
         """
-        bundle = decode_bundle(data)
-        held = self._hold(bundle, received_ms, klass)
+        return self.restore_bundle(
+            decode_bundle(data), received_ms=received_ms, klass=klass, now_ms=now_ms, actions=actions
+        )
+
+    def restore_bundle(
+        self,
+        bundle: Bundle,
+        *,
+        received_ms: int,
+        klass: int | None = None,
+        now_ms: int | None = None,
+        actions: list[Action] | None = None,
+        payload_length: int | None = None,
+    ) -> int:
+        """:meth:`restore` for a bundle already decoded; ``payload_length`` marks one whose
+        payload stays in the runtime's store (``bundle`` then has an empty payload block)."""
+        held = self._hold(bundle, received_ms, klass, payload_length)
         self._place(held, received_ms if now_ms is None else now_ms, [] if actions is None else actions)
         return held.key
 
@@ -298,6 +333,57 @@ class BundleAgent:
         self._place(held, now_ms, actions)
         return bundle, actions
 
+    def prepare(
+        self,
+        destination: EID,
+        payload_length: int,
+        *,
+        now_ms: int,
+        source: EID | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: EID = DTN_NONE,
+        flags: int = 0,
+    ) -> tuple[Bundle, bytes, PayloadCRC]:
+        """The first step of originating a bundle too large to hold: its creation timestamp
+        (never reused), every rule checked, and its encoding up to the payload data.
+
+        The runtime writes that head, the payload (feeding it to the returned CRC) and
+        ``crc.trailer()`` to its store, then calls :meth:`originate`. The returned bundle has an
+        empty payload block.
+        """
+        src = self.node_id if source is None else source
+        created, seq = self._timestamp(now_ms)
+        blocks: list[CanonicalBlock] = []
+        if created == 0:
+            blocks.append(age_block(0, number=2, crc_type=self.crc_type))
+        blocks.append(payload_block(b"", crc_type=self.crc_type))
+        if src.is_none:
+            flags |= BundleFlag.MUST_NOT_FRAGMENT
+        primary = PrimaryBlock(
+            destination=destination,
+            source=src,
+            report_to=report_to,
+            creation_time=created,
+            sequence=seq,
+            lifetime=lifetime_ms,
+            flags=int(flags),
+            crc_type=self.crc_type,
+        )
+        head, crc = encode_bundle_head(primary, blocks, payload_length)
+        return Bundle(primary, tuple(blocks)), head, crc
+
+    def originate(
+        self, bundle: Bundle, *, now_ms: int, payload_length: int, klass: int | None = None
+    ) -> list[Action]:
+        """The second step after :meth:`prepare`: the runtime has stored the bundle; take charge
+        of it. The ``Persist`` returned refers to that stored copy (nothing more to write)."""
+        self.counters.originated += 1
+        actions: list[Action] = []
+        held = self._hold(bundle, now_ms, klass, payload_length)
+        actions.append(self._persist_action(held))
+        self._place(held, now_ms, actions)
+        return actions
+
     def _timestamp(self, now_ms: int) -> tuple[int, int]:
         last_t, last_seq = self._last_created
         if now_ms == 0 or now_ms <= last_t:
@@ -323,8 +409,15 @@ class BundleAgent:
             raise
         return self.receive_bundle(bundle, now_ms=now_ms)
 
-    def receive_bundle(self, bundle: Bundle, *, now_ms: int) -> list[Action]:
-        """:meth:`receive` for a bundle already decoded."""
+    def receive_bundle(
+        self, bundle: Bundle, *, now_ms: int, payload_length: int | None = None
+    ) -> list[Action]:
+        """:meth:`receive` for a bundle already decoded.
+
+        ``payload_length`` marks a bundle whose payload the runtime keeps in its store (it
+        arrived too large to hold): ``bundle`` then has an empty payload block, and the
+        ``Persist`` returned refers to the copy the runtime already stored.
+        """
         self.counters.received += 1
         actions: list[Action] = []
         identity = bundle.id
@@ -348,14 +441,16 @@ class BundleAgent:
         if expiry_of(bundle, now_ms) <= now_ms:
             self._deleted(bundle, now_ms, Reason.LIFETIME_EXPIRED, actions)
             return actions
-        held = self._hold(bundle, now_ms, None)
+        held = self._hold(bundle, now_ms, None, payload_length)
         actions.append(self._persist_action(held))
         self._place(held, now_ms, actions)
         return actions
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def _hold(self, bundle: Bundle, now_ms: int, klass: int | None) -> _Held:
+    def _hold(
+        self, bundle: Bundle, now_ms: int, klass: int | None, payload_length: int | None = None
+    ) -> _Held:
         key = self._next_key
         self._next_key += 1
         held = _Held(
@@ -363,8 +458,9 @@ class BundleAgent:
             bundle,
             bundle.id,
             expiry_of(bundle, now_ms),
-            default_class(bundle) if klass is None else klass,
+            default_class(bundle, payload_length) if klass is None else klass,
             now_ms,
+            payload_length is not None,
         )
         self._held[key] = held
         self._by_identity[held.identity] = key
@@ -476,7 +572,7 @@ class BundleAgent:
                 continue
             if held.expiry_ms <= now_ms:
                 continue  # tick() reports and deletes it
-            return Transmit(key, held.peer, self._outgoing(held, now_ms), held.klass)
+            return Transmit(key, held.peer, self._outgoing(held, now_ms), held.klass, held.external)
         return None
 
     def _outgoing(self, held: _Held, now_ms: int) -> bytes:
@@ -506,7 +602,13 @@ class BundleAgent:
             while prev_number in numbers:
                 prev_number += 1
         prev = CanonicalBlock(BlockType.PREVIOUS_NODE, prev_number, 0, crc, self.node_id.cbor)
-        return encode_bundle(Bundle(b.primary, (prev, *blocks)))
+        if not held.external:
+            return encode_bundle(Bundle(b.primary, (prev, *blocks)))
+        # Up to the payload block only: a stand-in payload block keeps every rule checked, then
+        # its encoding and the bundle's final 0xff are cut off.
+        stand_in = blocks[-1]._replace(data=b"", crc_type=0)
+        encoded = encode_bundle(Bundle(b.primary, (prev, *blocks[:-1], stand_in)))
+        return encoded[: -len(encode_block(stand_in)) - 1]
 
     def refuse(self, bundle: Bundle, now_ms: int, reason: int) -> list[Action]:
         """A received bundle this node cannot keep (e.g. depleted storage, reason 4): count its

@@ -53,6 +53,7 @@ from proxima.cla.tcpcl import (
     XferRefuseReason,
 )
 from proxima.errors import BundleError, ConvergenceLayerError, LocalError, RemoteError, StoreError
+from proxima.runtime.links import SplicedBundle, read_all
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -215,8 +216,9 @@ class TcpclLink(asyncio.Protocol):
         self._gate = _ReadGate()
         self._service_scheduled = False
         self._pump_scheduled = False
-        self._queue: deque[tuple[memoryview, asyncio.Future[None]]] = deque()
-        self._current: tuple[int, memoryview, int] | None = None  # transfer being sent, next offset
+        self._queue: deque[tuple[memoryview | SplicedBundle, asyncio.Future[None]]] = deque()
+        # the transfer being sent and its next offset
+        self._current: tuple[int, memoryview | SplicedBundle, int] | None = None
         self._tx: dict[int, asyncio.Future[None]] = {}
         self._rx: dict[int, IncomingBundle] = {}
         self._tasks = _Tasks()
@@ -273,7 +275,7 @@ class TcpclLink(asyncio.Protocol):
         """The peer's socket address."""
         return None if self._transport is None else self._transport.get_extra_info("peername")
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | SplicedBundle) -> None:
         """Send one bundle as one transfer; return on its final XFER_ACK.
 
         Raises :class:`TransferRefusedError` (XFER_REFUSE), :class:`LinkClosedError` (the session
@@ -281,14 +283,14 @@ class TcpclLink(asyncio.Protocol):
         """
         await self.send_future(data)
 
-    def send_future(self, data: bytes) -> asyncio.Future[None]:
+    def send_future(self, data: bytes | SplicedBundle) -> asyncio.Future[None]:
         """:meth:`send` without a coroutine: queue the bundle now; the future resolves on its
         final XFER_ACK (or fails as :meth:`send` raises). Cancelling it abandons the transfer
-        if it has not started."""
+        if it has not started. A :class:`SplicedBundle` is read a segment at a time."""
         if self._finished or self._ending:
             raise LinkClosedError(f"TCPCL session with {self._peer} is closed or ending")
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._queue.append((memoryview(data), fut))
+        self._queue.append((memoryview(data) if isinstance(data, bytes) else data, fut))
         if not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
@@ -601,7 +603,13 @@ class TcpclLink(asyncio.Protocol):
                 transfer_id, view, offset = cur
                 end = min(offset + _PIECE, len(view))
                 last = end == len(view)
-                if conn.send_segment(transfer_id, view[offset:end], last, self._loop.time()) and not last:
+                try:
+                    piece = view[offset:end]
+                except OSError as exc:  # a stored file went bad: the session cannot go on
+                    log.error("TCPCL: cannot read a bundle being sent to %s: %s", self._peer, exc)
+                    self.abort()
+                    return
+                if conn.send_segment(transfer_id, piece, last, self._loop.time()) and not last:
                     self._current = (transfer_id, view, end)
                 else:
                     self._current = None
@@ -856,6 +864,7 @@ class StreamLink(asyncio.Protocol):
         self._tasks = _Tasks()
         self._gate = _ReadGate()
         self._writes = _WriteGate(self._loop)
+        self._spliced = asyncio.Lock()  # held while a large bundle is written piece by piece
         self._timer: asyncio.TimerHandle | None = None
         self._last_sent = 0.0
         self._up = False
@@ -888,13 +897,28 @@ class StreamLink(asyncio.Protocol):
         """True while the connection is open."""
         return self._up
 
-    async def send(self, data: bytes) -> None:
-        """Write one framed bundle; return once the transport takes more (flow control)."""
+    async def send(self, data: bytes | SplicedBundle) -> None:
+        """Write one framed bundle; return once the transport takes more (flow control).
+
+        A :class:`SplicedBundle` is written a piece at a time, waiting for the transport to
+        drain between pieces.
+        """
         transport = self._transport
         if transport is None or not self._up or transport.is_closing():
             raise LinkClosedError(f"{self._cla.upper()} connection {self.peer_address} is closed")
         head = self._head(len(data))
-        if len(data) <= 4096:
+        if isinstance(data, SplicedBundle):
+            async with self._spliced:  # other bundles wait: frames must not interleave
+                transport.write(head)
+                for start in range(0, len(data), _PIECE):
+                    await self._writes.wait()
+                    if transport.is_closing():
+                        raise LinkClosedError(f"{self._cla.upper()} connection {self.peer_address} is closed")
+                    transport.write(data[start : start + _PIECE])
+        elif self._spliced.locked():
+            async with self._spliced:
+                transport.write(head + data)
+        elif len(data) <= 4096:
             transport.write(head + data)
         else:
             transport.writelines([head, data])
@@ -1191,11 +1215,13 @@ class UdpLink(asyncio.DatagramProtocol):
         """The bound socket address."""
         return None if self._transport is None else self._transport.get_extra_info("sockname")
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | SplicedBundle) -> None:
         """Send one bundle in one datagram; a bundle above the datagram limit raises LocalError."""
         if self._peer_addr is None:
             raise LocalError("UDP: this endpoint has no peer address to send to")
-        datagram = framing.udp_datagram(data, self._max)
+        if isinstance(data, SplicedBundle) and len(data) > self._max:  # never read it whole to refuse it
+            raise LocalError(f"UDP: a {len(data)}-byte bundle does not fit in a datagram of {self._max}")
+        datagram = framing.udp_datagram(read_all(data), self._max)
         transport = self._transport
         if transport is None or transport.is_closing():
             raise LinkClosedError("UDP endpoint is closed")

@@ -9,12 +9,75 @@ returned, which is when the node has made it durable.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import os
+from typing import TYPE_CHECKING, Protocol, overload
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from proxima.bpv7.eid import EID
 
-__all__ = ["BundleSink", "IncomingBundle", "Link"]
+__all__ = ["BundleSink", "IncomingBundle", "Link", "SplicedBundle", "read_all"]
+
+
+class SplicedBundle:
+    """An outgoing bundle too large to hold: ``head`` in memory, then a region of a stored file.
+
+    Sliced like the bytes it stands for (``len(b)``, ``b[i:j]`` reads just that piece with
+    ``pread``), so a convergence layer sends it piece by piece exactly as it sends bytes. The
+    file is opened at once: it stays readable even if the store removes it meanwhile.
+    """
+
+    __slots__ = ("_fd", "_length", "_offset", "head")
+
+    def __init__(self, head: bytes, path: Path, offset: int, length: int) -> None:
+        self.head = head
+        self._offset = offset
+        self._length = length
+        self._fd: int | None = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return len(self.head) + self._length
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> bytes: ...
+    def __getitem__(self, index: int | slice) -> int | bytes:
+        if isinstance(index, int):
+            return self[index : index + 1][0]
+        start, stop, step = index.indices(len(self))
+        if step != 1:
+            raise ValueError("a spliced bundle is read in contiguous pieces")
+        pieces: list[bytes] = []
+        h = len(self.head)
+        if start < h:
+            pieces.append(self.head[start : min(stop, h)])
+            start = min(stop, h)
+        if start < stop:
+            if self._fd is None:
+                raise ValueError("the spliced bundle is closed")
+            offset = self._offset + start - h
+            want = stop - start
+            while want:
+                piece = os.pread(self._fd, want, offset)
+                if not piece:
+                    raise OSError(f"the stored bundle file ends {want} bytes early")
+                pieces.append(piece)
+                offset += len(piece)
+                want -= len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def close(self) -> None:
+        """Release the file (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_all(data: bytes | SplicedBundle) -> bytes:
+    """The whole bundle as bytes (for a convergence layer that cannot stream, e.g. UDP)."""
+    return data if isinstance(data, bytes) else data[0 : len(data)]
 
 
 class IncomingBundle(Protocol):
@@ -51,10 +114,11 @@ class Link(Protocol):
         """The convergence layer's name: ``tcpcl``, ``mtcp``, ``stcp`` or ``udp``."""
         ...
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | SplicedBundle) -> None:
         """Send one bundle and return once the peer has it (TCPCL: its final XFER_ACK; the
         others: written to the socket). Raises :class:`~proxima.errors.ProximaError` or
-        ``OSError`` on failure; the bundle is then still the node's to retry."""
+        ``OSError`` on failure; the bundle is then still the node's to retry. A
+        :class:`SplicedBundle` is read piece by piece, never whole (UDP excepted)."""
         ...
 
     async def close(self) -> None:

@@ -1090,6 +1090,11 @@ class BundleStore:
             return bytes(data), None, int(size)
         return None, self.payload_dir / str(name), int(size)
 
+    def file_of(self, store_id: int) -> tuple[Path, int] | None:
+        """The payload file holding a bundle and its size, or None when it is kept in the database."""
+        _, path, size = self._locate(store_id)
+        return None if path is None else (path, size)
+
     def _file_lost(self, store_id: int, path: Path, exc: OSError) -> StoreError:
         """Quarantine a row whose file cannot be read; the error to raise."""
         problem = f"its payload file payloads/{path.name} cannot be read ({exc.strerror or exc})"
