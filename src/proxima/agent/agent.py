@@ -65,6 +65,15 @@ SMALL_PAYLOAD: Final = 64 * 1024
 
 Identity = tuple[EID, int, int, int | None, int | None]
 
+# Bundle flags as plain ints: ``int & IntFlag`` builds an enum member, costly once per bundle.
+_ADMIN_RECORD: Final = int(BundleFlag.ADMIN_RECORD)
+_IS_FRAGMENT: Final = int(BundleFlag.IS_FRAGMENT)
+_MUST_NOT_FRAGMENT: Final = int(BundleFlag.MUST_NOT_FRAGMENT)
+_REPORT_RECEPTION: Final = int(BundleFlag.REPORT_RECEPTION)
+_REPORT_DELIVERY: Final = int(BundleFlag.REPORT_DELIVERY)
+_REPORT_FORWARDING: Final = int(BundleFlag.REPORT_FORWARDING)
+_REPORT_DELETION: Final = int(BundleFlag.REPORT_DELETION)
+
 
 class Persist(NamedTuple):
     """Store this accepted bundle durably under ``key`` before acknowledging it to its sender."""
@@ -178,9 +187,9 @@ def default_class(bundle: Bundle, payload_length: int | None = None) -> int:
 
     ``payload_length`` is given for a bundle whose payload is kept outside ``bundle``.
     """
-    if bundle.primary.flags & BundleFlag.ADMIN_RECORD:
+    if bundle.primary.flags & _ADMIN_RECORD:
         return CLASS_ADMIN
-    if bundle.primary.flags & BundleFlag.IS_FRAGMENT:
+    if bundle.primary.flags & _IS_FRAGMENT:
         total = bundle.primary.total_adu_length or 0
         return CLASS_EXPEDITED if total <= SMALL_PAYLOAD else CLASS_BULK
     size = len(bundle.payload) if payload_length is None else payload_length
@@ -313,7 +322,7 @@ class BundleAgent:
             blocks.append(age_block(0, number=2, crc_type=self.crc_type))
         blocks.append(payload_block(payload, crc_type=self.crc_type))
         if src.is_none:
-            flags |= BundleFlag.MUST_NOT_FRAGMENT
+            flags |= _MUST_NOT_FRAGMENT
         primary = PrimaryBlock(
             destination=destination,
             source=src,
@@ -358,7 +367,7 @@ class BundleAgent:
             blocks.append(age_block(0, number=2, crc_type=self.crc_type))
         blocks.append(payload_block(b"", crc_type=self.crc_type))
         if src.is_none:
-            flags |= BundleFlag.MUST_NOT_FRAGMENT
+            flags |= _MUST_NOT_FRAGMENT
         primary = PrimaryBlock(
             destination=destination,
             source=src,
@@ -426,7 +435,7 @@ class BundleAgent:
             return actions
         flags = bundle.primary.flags
         outcome = process_unknown_blocks(bundle)
-        if flags & BundleFlag.REPORT_RECEPTION or outcome.report:
+        if flags & _REPORT_RECEPTION or outcome.report:
             # one reception report, saying "block unsupported" when a block asked to be reported
             reason = Reason.BLOCK_UNSUPPORTED if outcome.report else Reason.NO_ADDITIONAL_INFORMATION
             self._report(bundle, now_ms, actions, received=True, reason=reason)
@@ -498,7 +507,7 @@ class BundleAgent:
     def _deliver(self, held: _Held, now_ms: int, actions: list[Action]) -> None:
         bundle = held.bundle
         p = bundle.primary
-        if p.flags & BundleFlag.IS_FRAGMENT:
+        if p.flags & _IS_FRAGMENT:
             fkey = (p.source, p.creation_time, p.sequence)
             self._fragments.setdefault(fkey, []).append(held.key)
             try:
@@ -519,14 +528,14 @@ class BundleAgent:
                 self._delivered[h.identity] = h.expiry_ms
                 self._forget(h, 0, actions)
             self.counters.delivered += 1
-            if whole.primary.flags & BundleFlag.REPORT_DELIVERY:
+            if whole.primary.flags & _REPORT_DELIVERY:
                 self._report(whole, now_ms, actions, delivered=True)
             return
         actions.append(Deliver(p.destination, bundle, held.identity, held.expiry_ms))
         self._delivered[held.identity] = held.expiry_ms
         self._forget(held, 0, actions)
         self.counters.delivered += 1
-        if p.flags & BundleFlag.REPORT_DELIVERY:
+        if p.flags & _REPORT_DELIVERY:
             self._report(bundle, now_ms, actions, delivered=True)
 
     # -- forwarding ----------------------------------------------------------------------------
@@ -632,7 +641,7 @@ class BundleAgent:
         if held is None:
             return actions
         self.counters.forwarded += 1
-        if held.bundle.primary.flags & BundleFlag.REPORT_FORWARDING:
+        if held.bundle.primary.flags & _REPORT_FORWARDING:
             self._report(held.bundle, now_ms, actions, forwarded=True)
         self._forget(held, 0, actions)
         return actions
@@ -667,13 +676,13 @@ class BundleAgent:
 
     def _deleted(self, bundle: Bundle, now_ms: int, reason: int, actions: list[Action]) -> None:
         self.counters.deleted += 1
-        if bundle.primary.flags & BundleFlag.REPORT_DELETION:
+        if bundle.primary.flags & _REPORT_DELETION:
             self._report(bundle, now_ms, actions, deleted=True, reason=reason)
 
     def _forget(self, held: _Held, reason: int, actions: list[Action]) -> None:
         self._held.pop(held.key, None)
         p = held.bundle.primary
-        if p.flags & BundleFlag.IS_FRAGMENT:
+        if p.flags & _IS_FRAGMENT:
             fkey = (p.source, p.creation_time, p.sequence)
             keys = self._fragments.get(fkey)
             if keys is not None and held.key in keys:
@@ -707,7 +716,7 @@ class BundleAgent:
     ) -> None:
         """Originate a status report about ``subject`` if it can be sent (RFC 9171 §6.1)."""
         p = subject.primary
-        if p.report_to.is_none or p.flags & BundleFlag.ADMIN_RECORD or p.source.is_none:
+        if p.report_to.is_none or p.flags & _ADMIN_RECORD or p.source.is_none:
             return
         created, seq = self._timestamp(now_ms)
         t = now_ms

@@ -198,6 +198,10 @@ class DtnEID(EID):
         return [SCHEME_DTN, 0 if self.ssp is None else self.ssp]
 
 
+_NODE_IDS: dict[int, IpnEID] = {}
+"""Node IDs already built (EIDs are immutable): a node ID is asked for several times per bundle."""
+
+
 class IpnEID(EID):
     """An ``ipn:NODE.SERVICE`` endpoint ID (two 64-bit numbers)."""
 
@@ -217,7 +221,14 @@ class IpnEID(EID):
 
     @property
     def node_id(self) -> EID:
-        return IpnEID(self.node, 0)
+        if self.service == 0:
+            return self
+        node = _NODE_IDS.get(self.node)
+        if node is None:
+            if len(_NODE_IDS) >= 4096:
+                _NODE_IDS.clear()
+            node = _NODE_IDS[self.node] = IpnEID(self.node, 0)
+        return node
 
     def to_value(self) -> list[Any]:
         return [SCHEME_IPN, [self.node, self.service]]

@@ -208,12 +208,11 @@ CREATE TABLE IF NOT EXISTS bundles (
     next_hop TEXT,
     file TEXT,
     data BLOB,
-    CHECK ((file IS NULL) <> (data IS NULL)),
-    UNIQUE (source, creation_time, sequence, frag_offset, frag_length)
+    CHECK ((file IS NULL) <> (data IS NULL))
 );
-CREATE INDEX IF NOT EXISTS bundles_queue ON bundles (state, next_hop, klass DESC, received_ms, id);
 CREATE INDEX IF NOT EXISTS bundles_by_expiry ON bundles (expiry_ms);
-CREATE INDEX IF NOT EXISTS bundles_files ON bundles (file, size) WHERE file IS NOT NULL;
+DROP INDEX IF EXISTS bundles_queue;
+DROP INDEX IF EXISTS bundles_files;
 CREATE TABLE IF NOT EXISTS known (
     source TEXT NOT NULL,
     creation_time INTEGER NOT NULL,
@@ -257,9 +256,10 @@ _BY_ID: Final = _SELECT_ROW + "WHERE id = ?"
 _INSERT: Final = (
     "INSERT INTO bundles (id, source, creation_time, sequence, frag_offset, frag_length, destination, "
     "received_ms, expiry_ms, size, klass, state, next_hop, file, data) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 """The caller checked the in-memory identities (stored and known) first."""
+_DELETE: Final = "DELETE FROM bundles WHERE id = ?"
 _REMEMBER: Final = (
     "INSERT INTO known VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
     "SET expiry_ms = max(expiry_ms, excluded.expiry_ms)"
@@ -455,6 +455,13 @@ class BundleStore:
         self._id_by_key: dict[_Key, int] = {}
         self._key_by_id: dict[int, _Key] = {}
         self._known_keys: dict[_Key, int] = {}
+        self._meta: dict[int, tuple[int, str | None, int]] = {}  # store id -> (size, file, expiry)
+        # Rows added, removed and remembered in the open transaction, written together (one
+        # executemany each) before the commit or any other statement: a bundle stored then
+        # forwarded before the commit never touches the database at all.
+        self._ins: dict[int, tuple[object, ...]] = {}
+        self._del: list[tuple[int]] = []
+        self._rem: list[tuple[object, ...]] = []
         self._checkpointer: _Checkpointer | None = None
         self._lock_fd = _lock(self.path)
         try:
@@ -596,23 +603,47 @@ class BundleStore:
         intern = sys.intern
         id_by_key: dict[_Key, int] = {}
         key_by_id: dict[int, _Key] = {}
-        for sid, source, ctime, seq, offset, length in conn.execute(
-            "SELECT id, source, creation_time, sequence, frag_offset, frag_length FROM bundles"
+        meta: dict[int, tuple[int, str | None, int]] = {}
+        for sid, source, ctime, seq, offset, length, size, name, expiry in conn.execute(
+            "SELECT id, source, creation_time, sequence, frag_offset, frag_length, size, file, expiry_ms "
+            "FROM bundles"
         ):
             key = (intern(source), ctime, seq, offset, length)
             id_by_key[key] = sid
             key_by_id[sid] = key
+            meta[sid] = (size, name, expiry)
         known: dict[_Key, int] = {}
         for source, ctime, seq, offset, length, expiry in conn.execute(
             "SELECT source, creation_time, sequence, frag_offset, frag_length, expiry_ms FROM known"
         ):
             known[(intern(source), ctime, seq, offset, length)] = expiry
         self._id_by_key, self._key_by_id, self._known_keys = id_by_key, key_by_id, known
+        self._meta = meta
 
     def _forget_row(self, sid: int) -> None:
         key = self._key_by_id.pop(sid, None)
+        self._meta.pop(sid, None)
         if key is not None and self._id_by_key.get(key) == sid:
             del self._id_by_key[key]
+
+    def _write_pending(self) -> None:
+        """Write the deferred inserts, deletes and remembered identities (lock held, in the open
+        transaction); on failure roll back and raise StoreError."""
+        if not (self._ins or self._del or self._rem):
+            return
+        conn = self._conn
+        try:
+            if self._ins:
+                conn.executemany(_INSERT, self._ins.values())
+                self._ins.clear()
+            if self._del:
+                conn.executemany(_DELETE, self._del)
+                self._del.clear()
+            if self._rem:
+                conn.executemany(_REMEMBER, self._rem)
+                self._rem.clear()
+        except sqlite3.Error as exc:
+            raise self._fail("writing the store's changes", exc) from exc
 
     def _remember(self, key: _Key, expiry: int) -> None:
         old = self._known_keys.get(key)
@@ -644,6 +675,7 @@ class BundleStore:
         """Make the open transaction durable; on failure roll it back and raise StoreError."""
         if not self._in_txn:
             return
+        self._write_pending()
         conn = self._conn
         try:
             if self._dir_dirty:
@@ -686,6 +718,9 @@ class BundleStore:
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
         self._in_txn = False
+        self._ins.clear()
+        self._del.clear()
+        self._rem.clear()
         self._count, self._bytes, self._last_id = self._snapshot
         for name in self._txn_files:
             _unlink(self.payload_dir / name)
@@ -858,21 +893,15 @@ class BundleStore:
                 _unlink(self.payload_dir / name)
             return None
         if not self._in_txn:
-            self._begin()
-        try:
-            n = self._conn.execute(
-                _INSERT,
-                (sid, *key, destination._text, received, expiry, size, klass, state, next_hop, name, blob),
-            ).rowcount
-        except sqlite3.Error as exc:
-            if name is not None:
-                _unlink(self.payload_dir / name)
-            raise self._fail("storing a bundle", exc) from exc
-        if n != 1:
-            if name is not None:
-                _unlink(self.payload_dir / name)
-            self._end()
-            return None
+            try:
+                self._begin()
+            except StoreError:
+                if name is not None:
+                    _unlink(self.payload_dir / name)
+                raise
+        row = (sid, *key, destination._text, received, expiry, size, klass, state, next_hop, name, blob)
+        self._ins[sid] = row
+        self._meta[sid] = (size, name, expiry)
         if name is not None:
             self._txn_files.add(name)
             self._dir_dirty = True
@@ -1050,6 +1079,7 @@ class BundleStore:
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         with self._lock:
             self._check_open()
+            self._write_pending()
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
@@ -1179,6 +1209,7 @@ class BundleStore:
         with self._lock:
             self._check_open()
             self._begin()
+            self._write_pending()
             try:
                 n = self._conn.execute(sql, params).rowcount
             except sqlite3.Error as exc:
@@ -1238,28 +1269,18 @@ class BundleStore:
         keep = why == "delivered" if remember is None else remember
         with self._lock:
             self._check_open()
-            self._begin()
-            conn = self._conn
-            try:
-                rows = conn.execute(
-                    "DELETE FROM bundles WHERE id = ? RETURNING size, file, source, creation_time, sequence, "
-                    "frag_offset, frag_length, expiry_ms"
-                    if keep
-                    else "DELETE FROM bundles WHERE id = ? RETURNING size, file",
-                    (store_id,),
-                ).fetchall()
-                if rows and keep:
-                    conn.execute(_REMEMBER, rows[0][2:])
-            except sqlite3.Error as exc:
-                raise self._fail("removing a bundle", exc) from exc
-            if not rows:
-                self._end()
+            meta = self._meta.get(store_id)
+            key = self._key_by_id.get(store_id)
+            if meta is None or key is None:
                 return False
+            self._begin()
+            if self._ins.pop(store_id, None) is None:
+                self._del.append((store_id,))
+            size, name, expiry = meta
             if keep:
-                r = rows[0]
-                self._remember((r[2], r[3], r[4], r[5], r[6]), r[7])
+                self._rem.append((*key, expiry))
+                self._remember(key, expiry)
             self._forget_row(store_id)
-            size, name = rows[0][0], rows[0][1]
             self._count -= 1
             self._bytes -= size
             if name is not None:
@@ -1276,10 +1297,7 @@ class BundleStore:
         with self._lock:
             self._check_open()
             self._begin()
-            try:
-                self._conn.execute(_REMEMBER, (*key, expiry))
-            except sqlite3.Error as exc:
-                raise self._fail("remembering a bundle", exc) from exc
+            self._rem.append((*key, expiry))
             self._remember(key, expiry)
             self._end()
 
@@ -1292,6 +1310,7 @@ class BundleStore:
         with self._lock:
             self._check_open()
             self._begin()
+            self._write_pending()
             conn = self._conn
             try:
                 rows = conn.execute(
@@ -1321,6 +1340,7 @@ class BundleStore:
 
     def _quarantine(self, store_id: int, problem: str) -> None:
         """Move a row to the quarantine table (caller holds the lock, transaction open)."""
+        self._write_pending()
         try:
             self._conn.execute(_QUARANTINE, (problem, _dtn_now_ms(), store_id))
             rows = self._conn.execute(
