@@ -1,6 +1,6 @@
 """Node throughput and latency: three proxima nodes in a chain on loopback over TCPCLv4.
 
-Run: ``.venv/bin/python bench/node.py [--quick] [--json] [--count N] [--sizes 10K 60K 10M 1G]``
+Run: ``.venv/bin/python bench/node.py [--quick] [--json] [--count N] [--batch N] [--sizes 10K 60K 10M 1G]``
 
 The chain: ISS ``ipn:1.0`` -> relay ``ipn:2.0`` -> ground ``ipn:3.0``, each node its own process
 (``python -m proxima node run --config FILE``, configuration generated in a temporary directory),
@@ -11,12 +11,14 @@ ISS node's application interface to the last bundle read with ``recv`` from the 
 Measured:
 
 1. 1 KB bundles per second sustained over ``--count`` bundles (default 100,000; ``--quick``
-   10,000), the sends pipelined over several connections, and whether every bundle arrived
-   exactly once (each payload carries its index);
+   10,000), the sends pipelined over several connections in ``send_many`` batches of
+   ``--batch`` bundles (default 64; 1: one ``send`` per bundle), and whether every bundle
+   arrived exactly once (each payload carries its index);
 2. MB/s and Gbit/s for bundles of 10 KB, 60 KB, 10 MB and 1 GB (sizes binary: 1 KB = 1,024
    payload bytes; rates decimal: 1 MB/s = 10^6 B/s), with the peak RSS of the relay process
-   (``VmHWM``, reset before each size through ``/proc/PID/clear_refs``). A payload the
-   application interface cannot carry is reported "not measured" with the reason;
+   (``VmHWM``, reset before each size through ``/proc/PID/clear_refs``), one ``send`` per
+   bundle. A payload the application interface cannot carry is reported "not measured" with
+   the reason;
 3. ping round trips ISS -> ground echo -> ISS (``NodeClient.ping``, interval 0), p50 and p99,
    and for reference ISS -> relay echo (two nodes, as in ION's figure).
 
@@ -37,6 +39,7 @@ import asyncio
 import contextlib
 import ctypes
 import importlib.metadata
+import itertools
 import json
 import os
 import platform
@@ -52,7 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxima.client import MAX_LINE, NodeClient
+from proxima.client import MAX_ATTACHMENT, NodeClient
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -63,7 +66,7 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 HEADER = 16  # payload prefix: 8-byte run tag, 8-byte index
-APP_PAYLOAD_LIMIT = (MAX_LINE - 4096) // 4 * 3  # what NodeClient.send accepts (base64 in a JSON line)
+APP_PAYLOAD_LIMIT = MAX_ATTACHMENT  # what NodeClient.send accepts (a binary attachment)
 STALL_S = 60.0  # a measurement is abandoned when nothing arrives for this long
 START_TIMEOUT_S = 30.0
 
@@ -355,13 +358,20 @@ async def _items(gen: AsyncIterator[Received], stall: float) -> AsyncIterator[Re
 
 
 async def stream(
-    chain: Chain, endpoints: Sequence[str], size: int, count: int, window: int, conns: int
+    chain: Chain,
+    endpoints: Sequence[str],
+    size: int,
+    count: int,
+    window: int,
+    conns: int,
+    batch: int = 1,
 ) -> dict[str, Any]:
     """Send ``count`` bundles of ``size`` payload bytes ISS -> ground; time them, check them.
 
     Bundle ``i`` goes to ``endpoints[i % len(endpoints)]``; each endpoint has its own receiving
-    connection to the ground node. ``window`` sends are outstanding at once over ``conns``
-    connections to the ISS node.
+    connection to the ground node. About ``window`` bundles are outstanding at once over
+    ``conns`` connections to the ISS node, sent ``batch`` at a time with ``send_many`` (1: one
+    ``send`` each).
     """
     tag = os.urandom(8)
     body = os.urandom(size - HEADER) if size > 4 * KIB else bytes(size - HEADER)
@@ -380,8 +390,14 @@ async def stream(
 
         async def send_worker(client: NodeClient) -> None:
             nonlocal sent_done
-            for i in indices:  # shared by all workers: each index is sent once
-                await client.send(endpoints[i % n_ep], tag + i.to_bytes(8, "big") + body)
+            if batch == 1:
+                for i in indices:  # shared by all workers: each index is sent once
+                    await client.send(endpoints[i % n_ep], tag + i.to_bytes(8, "big") + body)
+            else:
+                while chunk := list(itertools.islice(indices, batch)):
+                    await client.send_many(
+                        [(endpoints[i % n_ep], tag + i.to_bytes(8, "big") + body) for i in chunk]
+                    )
             sent_done = time.perf_counter()
 
         def check(b: Received) -> None:
@@ -409,7 +425,8 @@ async def stream(
 
         t0 = time.perf_counter()
         recv_tasks = [asyncio.create_task(receive(r, e)) for e, r in enumerate(receivers)]
-        workers = [asyncio.create_task(send_worker(senders[k % conns])) for k in range(window)]
+        n_workers = window if batch == 1 else max(conns, -(-window // batch))
+        workers = [asyncio.create_task(send_worker(senders[k % conns])) for k in range(n_workers)]
         try:
             done = await asyncio.gather(*recv_tasks, *workers)
         except BaseException:
@@ -436,6 +453,7 @@ async def stream(
         "size": size,
         "count": count,
         "window": window,
+        "batch": batch,
         "connections": conns,
         "endpoints": list(endpoints),
         "seconds": round(elapsed, 3),
@@ -484,9 +502,10 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
     results["ping_ground"] = await ping(chain, "ipn:3.0", args.pings)
     results["ping_relay"] = await ping(chain, "ipn:2.0", args.pings)
 
-    log(f"1 KB: {args.count:,} bundles, {args.window} outstanding sends over {args.conns} connections")
+    how = "one send each" if args.batch == 1 else f"send_many batches of {args.batch}"
+    log(f"1 KB: {args.count:,} bundles, {args.window} outstanding over {args.conns} connections, {how}")
     async with Probe(chain) as probe:
-        r = await stream(chain, eps(100), KIB, args.count, args.window, args.conns)
+        r = await stream(chain, eps(100), KIB, args.count, args.window, args.conns, args.batch)
     results["rate_1k"] = {**r, **probe.as_dict()}
 
     results["sizes"] = []
@@ -499,11 +518,9 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
                 {
                     "size": size,
                     "not_measured": (
-                        f"the application interface carries a payload as base64 in one JSON line of at "
-                        f"most {MAX_LINE - 4096:,} bytes (about {APP_PAYLOAD_LIMIT / MIB:.0f} MiB of "
-                        f"payload), so a {human(size)} bundle cannot enter the ISS node nor leave the "
-                        "ground node; and the node still holds a received bundle whole in memory (the "
-                        "known gap: bundles do not yet stream through in segments)"
+                        f"the application interface carries payloads of at most {APP_PAYLOAD_LIMIT:,} "
+                        f"bytes (one binary attachment), so a {human(size)} bundle cannot enter the ISS "
+                        "node nor leave the ground node"
                     ),
                 }
             )
@@ -681,9 +698,12 @@ def print_report(report: dict[str, Any]) -> None:
                 + f" (over {r1['count']:,} only)"
             )
         )
+        batch = r1.get("batch", 1)
         rows.append(
             (
-                f"1 KB bundles/s over {r1['count']:,}",
+                f"1 KB bundles/s over {r1['count']:,} ("
+                + ("send each" if batch == 1 else f"send_many ×{batch}")
+                + ")",
                 f"{r1['bundles_per_s']:,.0f}/s ({once})",
                 "4,500 (100k); 6,700–8,200 short",
                 _ratio(s["rate_1k_ratio_to_ion_sustained"]),
@@ -820,7 +840,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="payload bytes sent per size (default 256M; --quick 64M)",
     )
-    ap.add_argument("--window", type=int, default=256, help="outstanding 1-KB sends (default 256)")
+    ap.add_argument("--window", type=int, default=256, help="outstanding 1-KB bundles (default 256)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=64,
+        help="1-KB bundles per send_many request (default 64; 1: one send request per bundle)",
+    )
     ap.add_argument("--conns", type=int, default=2, help="sender connections for 1-KB bundles (default 2)")
     ap.add_argument(
         "--endpoints",
@@ -834,8 +860,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.count = args.count or (10_000 if args.quick else 100_000)
     args.sizes = args.sizes or [10 * KIB, 60 * KIB, 10 * MIB, GIB]
     args.volume = args.volume or (64 * MIB if args.quick else 256 * MIB)
-    if args.count < 10 or min(args.window, args.conns, args.pings, args.endpoints) < 1:
-        ap.error("--count must be >= 10; --window, --conns, --endpoints and --pings >= 1")
+    if args.count < 10 or min(args.window, args.conns, args.pings, args.endpoints, args.batch) < 1:
+        ap.error("--count must be >= 10; --window, --conns, --endpoints, --batch and --pings >= 1")
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from proxima.bpv7 import EID
 from proxima.cli import main
 from proxima.client import NodeClient, NodeConnectionError, NodeRequestError, PingResult, parse_address
 from proxima.errors import LocalError
-from proxima.runtime.appif import AppInterface, echo_endpoint
+from proxima.runtime.appif import MAX_ATTACHMENT, MAX_BATCH, AppInterface, echo_endpoint
 from proxima.runtime.config import NodeConfig, RouteConfig
 from proxima.runtime.node import Node
 from test_node import connect
@@ -109,10 +111,17 @@ class Raw:
     async def request(self, **req: Any) -> None:
         await self.line(json.dumps(req).encode() + b"\n")
 
+    async def send_bin(self, data: bytes | list[bytes], **req: Any) -> None:
+        """A request line, then its attachments (raw, as they are)."""
+        parts = data if isinstance(data, list) else [data]
+        await self.line(json.dumps(req).encode() + b"\n" + b"".join(parts))
+
     async def answer(self) -> dict[str, Any]:
         line = await asyncio.wait_for(self.reader.readline(), 5)
         assert line, "the server closed the connection"
         doc: dict[str, Any] = json.loads(line)
+        if "bin" in doc:
+            doc["bin"] = await asyncio.wait_for(self.reader.readexactly(doc["bin"]), 5)
         return doc
 
     async def close(self) -> None:
@@ -409,22 +418,339 @@ def test_too_long_line_closes_only_that_client(tmp_path: Path) -> None:
 
 
 def test_a_bundle_too_large_for_a_line_stays_stored(tmp_path: Path) -> None:
+    """A base64 recv cannot carry a payload longer than a line: it stays for a binary one."""
+
     async def main() -> None:
         node = make(tmp_path, GROUND, endpoints=(POSTS,))
         app = AppInterface(node, "127.0.0.1", 0, max_line=8192)
         await app.start()
         try:
             async with await NodeClient.connect(*app.address) as c:
-                await c.send(POSTS, b"x" * 3500)
-                with pytest.raises(NodeRequestError, match="3500-byte payload") as info:
-                    await c.recv(POSTS, timeout=5)
-                assert info.value.code == "too_large"
-            assert node.pending_deliveries(POSTS) == 1
+                await c.send(POSTS, b"x" * 3500)  # attached: the line limit is the JSON's only
+                raw = await Raw.open(app)
+                await raw.request(id=1, op="recv", endpoint=str(POSTS), timeout_s=5)
+                a = await raw.answer()
+                assert a["code"] == "too_large" and "3500-byte payload" in a["error"]
+                await raw.close()
+                assert node.pending_deliveries(POSTS) == 1
+                got = await c.recv(POSTS, timeout=5)
+                assert [b.payload for b in got] == [b"x" * 3500]
+            assert node.pending_deliveries(POSTS) == 0
         finally:
             await app.stop()
             await node.stop()
 
     asyncio.run(asyncio.wait_for(main(), LIMIT))
+
+
+# -- binary attachments and batches --------------------------------------------------------------
+
+EVERY_BYTE = bytes(range(256)) * 3 + b'\n\r\n{}"\\\n' + b"\x00" * 10
+
+
+def test_binary_send_and_recv_round_trip_raw(tmp_path: Path) -> None:
+    """``bin`` attachments both ways, newlines and every byte value included, on one raw
+    connection interleaved with ordinary lines."""
+
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.ground_app)
+        try:
+            await raw.send_bin(EVERY_BYTE, id=1, op="send", to="ipn:3.7", bin=len(EVERY_BYTE))
+            a = await raw.answer()
+            assert a["id"] == 1 and a["ok"] is True and a["source"] == "ipn:3.0"
+            await raw.send_bin(b"", id=2, op="send", to="ipn:3.7", bin=0)  # an empty payload
+            assert (await raw.answer())["ok"] is True
+            await raw.send_bin(b"\n", id=3, op="send", to="ipn:3.7", bin=1, lifetime_s=60)
+            assert (await raw.answer())["ok"] is True
+            await raw.request(id=4, op="recv", endpoint="ipn:3.7", count=3, timeout_s=5, binary=True)
+            events = [await raw.answer() for _ in range(4)]
+            assert [e.get("bin") for e in events[:3]] == [EVERY_BYTE, b"", b"\n"]
+            assert all("payload" not in e and e["event"] == "bundle" for e in events[:3])
+            assert events[0]["source"] == "ipn:3.0" and events[2]["lifetime_ms"] == 60_000
+            assert events[3] == {"id": 4, "ok": True, "count": 3}
+            await raw.request(id=5, op="status")  # the stream is still in step
+            assert (await raw.answer())["status"]["node_id"] == "ipn:3.0"
+        finally:
+            await raw.close()
+
+    run(tmp_path, body)
+
+
+def test_client_payloads_with_newlines_and_every_byte_value(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            payloads = [EVERY_BYTE, b"\n" * 1000, b"", bytearray(b"\xff\n\x00"), "texte\nà la ligne"]
+            for payload in payloads:
+                await iss.send(POSTS, payload)
+            got = await ground.recv(POSTS, count=len(payloads), timeout=5)
+            assert [b.payload for b in got] == [
+                EVERY_BYTE,
+                b"\n" * 1000,
+                b"",
+                b"\xff\n\x00",
+                "texte\nà la ligne".encode(),
+            ]
+
+    run(tmp_path, body)
+
+
+def test_send_many_of_500_mixed_sizes_arrives_once_in_order(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            sizes = [(i * 7919) % 5000 for i in range(500)]
+            payloads = [
+                i.to_bytes(2, "big") + bytes((i + k) % 256 for k in range(n)) for i, n in enumerate(sizes)
+            ]
+            items: list[Any] = [(POSTS, payload) for payload in payloads]
+            items[10] = {"to": str(POSTS), "payload": payloads[10], "lifetime": 60}
+            sent = await iss.send_many(items, lifetime=600)
+            assert len(sent) == 500 and all(s.source == "ipn:1.0" for s in sent)
+            keys = [(s.creation_time, s.sequence) for s in sent]
+            assert keys == sorted(keys) and len(set(keys)) == 500
+            got = await ground.recv(POSTS, count=500, timeout=10)
+            assert [b.payload for b in got] == payloads
+            assert [(b.creation_time, b.sequence) for b in got] == keys
+            assert got[10].lifetime_ms == 60_000 and got[11].lifetime_ms == 600_000
+            assert await ground.recv(POSTS, count=0, timeout=0.2) == []
+            assert await iss.send_many([]) == []
+
+    run(tmp_path, body)
+
+
+def test_send_many_splits_long_lists_into_batches(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground:
+            n = MAX_BATCH + 5
+            sent = await ground.send_many([(POSTS, i.to_bytes(4, "big")) for i in range(n)])
+            assert len(sent) == n
+            got = await ground.recv(POSTS, count=n, timeout=10)
+            assert [int.from_bytes(b.payload, "big") for b in got] == list(range(n))
+
+    run(tmp_path, body)
+
+
+def test_a_batch_with_one_bad_item_sends_nothing_and_names_it(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.iss_app) as iss:
+            items: list[Any] = [(POSTS, b"a"), (POSTS, b"b"), ("ipn:nope", b"c"), (POSTS, b"d")]
+            with pytest.raises(NodeRequestError, match=r"bundles\[2\]: to: malformed ipn") as info:
+                await iss.send_many(items)
+            assert info.value.code == "bad_request"
+            with pytest.raises(NodeRequestError, match=r"bundles\[1\]: 'lifetime_s' must be more than 0"):
+                await iss.send_many(
+                    [{"to": POSTS, "payload": b"x"}, {"to": POSTS, "payload": b"y", "lifetime": 0}]
+                )
+            with pytest.raises(LocalError, match="item 1 must have 'to' and 'payload'"):
+                await iss.send_many([(POSTS, b"x"), {"to": POSTS, "data": b"y"}])
+            assert p.iss.status()["stored"]["bundles"] == 0  # nothing was sent
+            assert p.iss.status()["counters"].get("originated", 0) == 0
+        raw = await Raw.open(p.iss_app)
+        try:
+            await raw.send_bin(
+                [b"12", b"345"],
+                id=1,
+                op="send_many",
+                bundles=[{"to": "ipn:3.7", "bin": 2}, {"to": "ipn:3.7", "bin": 3, "flags": 1}],
+            )
+            a = await raw.answer()
+            assert a["id"] == 1 and a["code"] == "bad_request" and "bundles[1]: 'flags'" in a["error"]
+            await raw.send_bin(b"", id=2, op="send_many", bundles=[{"to": "ipn:3.7"}, 5])
+            a = await raw.answer()
+            assert "bundles[0]: the field 'payload' is missing" in a["error"]
+            await raw.request(id=3, op="send_many", bundles=[{"to": "ipn:3.7", "payload": "eA=="}, 5])
+            assert "bundles[1] is not an object" in (await raw.answer())["error"]
+            await raw.request(
+                id=4, op="send_many", bundles=[{"to": "ipn:3.7", "payload": "eA=="}] * (MAX_BATCH + 1)
+            )
+            assert f"more than {MAX_BATCH} bundles" in (await raw.answer())["error"]
+            await raw.request(id=5, op="send_many", bundles={})
+            assert (await raw.answer())["code"] == "bad_request"
+            assert p.iss.status()["stored"]["bundles"] == 0
+            await raw.send_bin(
+                [b"12", b"345"],
+                id=6,
+                op="send_many",
+                bundles=[
+                    {"to": "ipn:3.7", "bin": 2},
+                    {"to": "ipn:3.7", "payload": "eA=="},
+                    {"to": "ipn:3.8", "bin": 3},
+                ],
+            )
+            a = await raw.answer()
+            assert a["ok"] is True and [s["source"] for s in a["sent"]] == ["ipn:1.0"] * 3
+        finally:
+            await raw.close()
+
+    run(tmp_path, body)
+
+
+def test_bin_and_payload_together_are_refused_and_the_stream_stays_in_step(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.ground_app)
+        try:
+            # The attachment holds what looks like a request: it must be skipped, not run.
+            trap = b'{"id": 99, "op": "status"}\n'
+            await raw.send_bin(trap, id=1, op="send", to="ipn:3.7", payload="eA==", bin=len(trap))
+            a = await raw.answer()
+            assert (a["id"], a["code"]) == (1, "bad_request") and "not both" in a["error"]
+            await raw.send_bin(b"xyz", id=2, op="teleport", bin=3)  # unknown op: attachment skipped too
+            assert (await raw.answer())["code"] == "unknown_op"
+            await raw.send_bin(b"ok", id=3, op="send", to="ipn:3.7", bin=2)
+            a = await raw.answer()
+            assert a["id"] == 3 and a["ok"] is True
+            await raw.request(id=4, op="recv", endpoint="ipn:3.7", count=0, timeout_s=0.2, binary=True)
+            assert (await raw.answer())["bin"] == b"ok"  # only the good send went out
+            assert await raw.answer() == {"id": 4, "ok": True, "count": 1}
+        finally:
+            await raw.close()
+
+    run(tmp_path, body)
+
+
+@pytest.mark.parametrize(
+    ("bin_value", "code"),
+    [(-1, "bad_request"), ("3", "bad_request"), (True, "bad_request"), (MAX_ATTACHMENT + 1, "too_long")],
+)
+def test_an_unusable_bin_closes_only_that_connection(tmp_path: Path, bin_value: Any, code: str) -> None:
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.ground_app)
+        try:
+            await raw.request(id=1, op="send", to="ipn:3.7", bin=bin_value)
+            a = await raw.answer()
+            assert (a["id"], a["code"]) == (1, code) and "closing the connection" in a["error"]
+            assert await asyncio.wait_for(raw.reader.read(), 5) == b""
+        finally:
+            await raw.close()
+        async with await p.client(p.ground_app) as c:
+            assert (await c.status())["node_id"] == "ipn:3.0"
+
+    run(tmp_path, body)
+
+
+def test_a_client_gone_inside_an_attachment_disturbs_no_other(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as other:
+            await other.register(POSTS)
+            raw = await Raw.open(p.ground_app)
+            await raw.line(b'{"id": 1, "op": "send", "to": "ipn:3.7", "bin": 1000}\n' + b"x" * 400)
+            await until(lambda: p.ground_app.connections == 2)
+            sent = asyncio.create_task(other.send(POSTS, b"meanwhile"))
+            await raw.close()
+            await until(lambda: p.ground_app.connections == 1)
+            await sent
+            got = await other.recv(POSTS, count=0, timeout=0.3)
+            assert [b.payload for b in got] == [b"meanwhile"]  # the half bundle was never sent
+            assert p.ground.pending_deliveries(POSTS) == 0
+
+    run(tmp_path, body)
+
+
+def test_old_base64_clients_still_work(tmp_path: Path) -> None:
+    """A client of the JSON-only protocol: base64 payloads in, base64 events out."""
+
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.ground_app)
+        try:
+            await raw.line(
+                b'{"id": "s", "op": "send", "to": "ipn:3.7", "payload": "'
+                + base64.b64encode(EVERY_BYTE)
+                + b'"}\n'
+            )
+            assert (await raw.answer())["ok"] is True
+            await raw.request(id="r", op="recv", endpoint="ipn:3.7", count=1, timeout_s=5)
+            event = await raw.answer()
+            assert "bin" not in event and base64.b64decode(event["payload"], validate=True) == EVERY_BYTE
+            assert list(event) == [
+                "id",
+                "event",
+                "endpoint",
+                "source",
+                "destination",
+                "creation_time",
+                "sequence",
+                "lifetime_ms",
+                "flags",
+                "payload",
+            ]
+            assert await raw.answer() == {"id": "r", "ok": True, "count": 1}
+        finally:
+            await raw.close()
+
+    run(tmp_path, body)
+
+
+def test_answers_of_one_turn_go_out_in_one_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sends pipelined on one connection are answered together, not one write each."""
+    writes: list[bytes] = []
+    original = asyncio.StreamWriter.write
+
+    def counting(self: asyncio.StreamWriter, data: bytes | bytearray | memoryview) -> None:
+        if b'"sequence"' in bytes(data):
+            writes.append(bytes(data))
+        original(self, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", counting)
+
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.ground_app)
+        try:
+            lines = b"".join(
+                json.dumps({"id": i, "op": "send", "to": "ipn:3.9", "bin": 1}).encode() + b"\n!"
+                for i in range(50)
+            )
+            await raw.line(lines)
+            answers = [await raw.answer() for _ in range(50)]
+            assert [a["id"] for a in answers] == list(range(50))
+            keys = [(a["creation_time"], a["sequence"]) for a in answers]
+            assert keys == sorted(keys) and len(set(keys)) == 50
+            assert 1 <= len(writes) <= 3  # one per commit: 50 answers, not 50 writes
+        finally:
+            await raw.close()
+
+    run(tmp_path, body)
+
+
+def test_large_payloads_round_trip_as_attachments(tmp_path: Path) -> None:
+    """Multi-MB payloads, over the link and locally (those the store keeps in a file are
+    streamed from it)."""
+
+    async def body(p: Pair) -> None:
+        big = bytes(range(256)) * (12 * 1024 * 1024 // 256) + b"\n end"
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            await asyncio.gather(iss.send(POSTS, big), iss.send(POSTS, b"small"), ground.send(POSTS, big))
+            got = await ground.recv(POSTS, count=3, timeout=15)
+            assert sorted(len(b.payload) for b in got) == [5, len(big), len(big)]
+            assert all(b.payload in (big, b"small") for b in got)
+            assert p.ground.pending_deliveries(POSTS) == 0
+
+    run(tmp_path, body)
+
+
+def test_any_payloads_round_trip_through_send_many_and_binary_recv(tmp_path: Path) -> None:
+    with Background(tmp_path) as bg:
+        assert bg.pair is not None
+        p = bg.pair
+        rounds = iter(range(1_000_000))
+
+        async def check(payloads: list[bytes]) -> None:
+            endpoint = f"ipn:3.{1000 + next(rounds)}"
+            async with await p.client(p.iss_app) as iss, await p.client(p.ground_app) as ground:
+                await ground.register(endpoint)
+                sent = await iss.send_many([(endpoint, x) for x in payloads])
+                assert len(sent) == len(payloads)
+                got = await ground.recv(endpoint, count=len(payloads), timeout=5) if payloads else []
+                assert [b.payload for b in got] == payloads
+                assert await ground.recv(endpoint, count=0, timeout=0) == []
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(st.lists(st.binary(min_size=0, max_size=5000), max_size=30))
+        def round_trip(payloads: list[bytes]) -> None:
+            bg.call(check(payloads))
+
+        round_trip()
 
 
 def test_only_loopback(tmp_path: Path) -> None:

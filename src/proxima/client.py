@@ -1,11 +1,14 @@
 """A client for a node's local application interface (see :mod:`proxima.runtime.appif`).
 
 :class:`NodeClient` is the asyncio client; one connection carries any number of requests at
-once (each answer names its request). The ``*_sync`` functions wrap one request each in
-:func:`asyncio.run` for scripts and the command line::
+once (each answer names its request). Payloads travel as binary attachments both ways (no
+base64), up to :data:`MAX_ATTACHMENT` bytes each; requests made in one event-loop turn go out
+in one write. The ``*_sync`` functions wrap one request each in :func:`asyncio.run` for scripts
+and the command line::
 
     async with await NodeClient.connect("127.0.0.1", 4242) as node:
         await node.send("ipn:3.7", b"Bonjour")
+        await node.send_many([("ipn:3.7", b"one"), ("ipn:3.8", b"two")], lifetime=600)
         for bundle in await node.recv("ipn:2.7", count=1, timeout=10):
             print(bundle.payload)
 
@@ -20,7 +23,6 @@ stops early are kept by the client and handed out first by the next ``recv`` on 
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import contextlib
 import itertools
@@ -28,6 +30,7 @@ import json
 import math
 import os
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -35,11 +38,13 @@ from proxima.bpv7.eid import EID
 from proxima.errors import LocalError, RemoteError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "MAX_ATTACHMENT",
+    "MAX_BATCH",
     "NodeClient",
     "NodeConnectionError",
     "NodeRequestError",
@@ -59,10 +64,21 @@ __all__ = [
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 4242
 MAX_LINE: Final = 64 * 1024 * 1024 + 4096
-"""The longest line exchanged (the node accepts requests up to 64 MiB)."""
+"""The longest JSON line exchanged (the node accepts request lines up to 64 MiB)."""
+MAX_ATTACHMENT: Final = 1024 * 1024 * 1024
+"""The largest payload sent or received (a binary attachment; the node's limit too)."""
+MAX_BATCH: Final = 4096
+"""The most bundles the node takes in one ``send_many`` request (longer lists are split)."""
+BATCH_BYTES: Final = 64 * 1024 * 1024
+"""Payload bytes after which :meth:`NodeClient.send_many` starts another request."""
+FLUSH_BYTES: Final = 256 * 1024
+"""Queued request bytes written at once rather than at the end of the event-loop turn."""
+_SEND_OPTIONS: Final = {"lifetime", "report_to", "flags", "klass", "source"}
 
 T = TypeVar("T")
 Message = dict[str, Any]
+Payload = bytes | bytearray | memoryview | str
+"""A payload: bytes, or text sent as UTF-8."""
 
 
 class NodeRequestError(RemoteError):
@@ -140,7 +156,7 @@ class Received:
                 sequence=int(msg["sequence"]),
                 lifetime_ms=int(msg.get("lifetime_ms", 0)),
                 flags=int(msg.get("flags", 0)),
-                payload=_unb64(msg["payload"]),
+                payload=_attached(msg) if "bin" in msg else _unb64(msg["payload"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise NodeRequestError(f"the node sent a malformed bundle event: {exc}", code="protocol") from exc
@@ -244,6 +260,9 @@ class NodeClient:
         self._leftover: dict[str, deque[Received]] = {}
         self._draining: dict[str, asyncio.Event] = {}
         self._failure: BaseException | None = None
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._flush_handle: asyncio.Handle | None = None
         self._read_task = asyncio.create_task(self._read_loop())
 
     @classmethod
@@ -264,6 +283,7 @@ class NodeClient:
 
     async def close(self) -> None:
         """Close the connection (requests still running end with NodeConnectionError)."""
+        self._flush()
         self._writer.close()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
@@ -289,6 +309,11 @@ class NodeClient:
                 msg = json.loads(line)
                 if not isinstance(msg, dict):
                     raise ValueError("an answer is not a JSON object")
+                size = msg.get("bin")
+                if size is not None:
+                    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_ATTACHMENT:
+                        raise ValueError(f"'bin' must be an integer in 0..{MAX_ATTACHMENT}, not {size!r}")
+                    msg["bin"] = await self._reader.readexactly(size) if size else b""
                 rid = msg.get("id")
                 request = self._pending.get(rid) if isinstance(rid, int) else None
                 if request is None:
@@ -300,6 +325,10 @@ class NodeClient:
         except OSError as exc:
             failure = failure or NodeConnectionError(
                 f"lost the connection to the node at {self.address}: {_os_reason(exc)}"
+            )
+        except asyncio.IncompleteReadError:
+            failure = NodeConnectionError(
+                f"the node at {self.address} closed the connection inside an attachment"
             )
         except ValueError as exc:
             failure = NodeRequestError(
@@ -313,20 +342,46 @@ class NodeClient:
                 request.deliver(self._failure)
             self._pending.clear()
 
-    async def _start(self, op: str, **fields: Any) -> _Request:
+    def _post(self, pieces: Sequence[bytes]) -> None:
+        """Queue bytes for the node: written at the end of this event-loop turn, together with
+        whatever else is queued by then (at once past FLUSH_BYTES)."""
+        self._out.extend(pieces)
+        self._out_size += sum(len(p) for p in pieces)
+        if self._out_size >= FLUSH_BYTES:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._out:
+            return
+        out, self._out, self._out_size = self._out, [], 0
+        if self._writer.is_closing():
+            return
+        if len(out) == 1:
+            self._writer.write(out[0])
+        else:
+            self._writer.writelines(out)
+
+    async def _start(self, op: str, attachments: Sequence[bytes] = (), **fields: Any) -> _Request:
+        """Send a request (``fields`` that are None left out) followed by ``attachments``."""
         if self._failure is not None or self._writer.is_closing():
             raise self._failure or NodeConnectionError(f"the connection to {self.address} is closed")
         request = _Request(next(self._ids))
-        data = _encode({"id": request.rid, "op": op, **{k: v for k, v in fields.items() if v is not None}})
+        line = _encode({"id": request.rid, "op": op, **{k: v for k, v in fields.items() if v is not None}})
         self._pending[request.rid] = request
-        try:
-            self._writer.write(data)
-            await self._writer.drain()
-        except OSError as exc:
-            self._pending.pop(request.rid, None)
-            raise NodeConnectionError(
-                f"lost the connection to the node at {self.address}: {_os_reason(exc)}"
-            ) from exc
+        self._post([line, *attachments])
+        if self._writer.transport.get_write_buffer_size():
+            try:
+                await self._writer.drain()  # waits only while the node does not keep up
+            except OSError as exc:
+                self._pending.pop(request.rid, None)
+                raise NodeConnectionError(
+                    f"lost the connection to the node at {self.address}: {_os_reason(exc)}"
+                ) from exc
         return request
 
     def _abandon(self, request: _Request, orphan: Callable[[Message | BaseException], None]) -> None:
@@ -340,11 +395,20 @@ class NodeClient:
         cancel.orphan = _ignore
         self._pending[cancel.rid] = cancel
         with contextlib.suppress(Exception):
-            self._writer.write(_encode({"id": cancel.rid, "op": "cancel", "target": request.rid}))
+            self._post([_encode({"id": cancel.rid, "op": "cancel", "target": request.rid})])
 
-    async def call(self, op: str, **fields: Any) -> Message:
-        """Send one request and return its final answer (events, if any, are skipped)."""
-        request = await self._start(op, **fields)
+    async def call(self, op: str, *, attachment: bytes | None = None, **fields: Any) -> Message:
+        """Send one request and return its final answer (events, if any, are skipped).
+
+        ``attachment``: raw bytes sent after the request line (its ``bin`` field is set).
+        """
+        if attachment is None:
+            return await self._call(op, (), fields)
+        return await self._call(op, (attachment,), {**fields, "bin": len(attachment)})
+
+    async def _call(self, op: str, attachments: Sequence[bytes], fields: Message) -> Message:
+        """:meth:`call` with any attachments (whose sizes ``fields`` already give)."""
+        request = await self._start(op, attachments, **fields)
         try:
             while True:
                 msg = await request.next()
@@ -363,7 +427,7 @@ class NodeClient:
     async def send(
         self,
         to: str | EID,
-        payload: bytes | str,
+        payload: Payload,
         *,
         lifetime: float | None = None,
         report_to: str | EID | None = None,
@@ -371,21 +435,93 @@ class NodeClient:
         klass: int | str | None = None,
         source: str | EID | None = None,
     ) -> Sent:
-        """Send a bundle; returns once the node has stored it durably. ``lifetime`` in seconds."""
-        data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        if (len(data) + 2) // 3 * 4 > MAX_LINE - 4096:
-            raise LocalError(f"a {len(data)}-byte payload is too large for the application interface")
-        msg = await self.call(
-            "send",
-            to=str(to),
-            payload=base64.b64encode(data).decode("ascii"),
-            lifetime_s=lifetime,
-            report_to=None if report_to is None else str(report_to),
-            flags=flags,
-            source=None if source is None else str(source),
-            **({} if klass is None else {"class": klass}),
+        """Send a bundle; returns once the node has stored it durably.
+
+        ``lifetime`` in seconds (the node's default: a day); ``klass`` ``"bulk"`` or
+        ``"expedited"``; ``source`` an endpoint of the node (default: the node's ID).
+        The payload travels as a binary attachment (up to :data:`MAX_ATTACHMENT` bytes).
+        """
+        data = _payload_bytes(payload, "send")
+        fields = _send_fields(to, lifetime, report_to, flags, klass, source)
+        msg = await self.call("send", attachment=data, **fields)
+        return _sent(msg)
+
+    async def send_many(
+        self,
+        items: Sequence[tuple[str | EID, Payload]] | Sequence[Mapping[str, Any]],
+        *,
+        lifetime: float | None = None,
+        report_to: str | EID | None = None,
+        flags: int | None = None,
+        klass: int | str | None = None,
+        source: str | EID | None = None,
+    ) -> list[Sent]:
+        """Send several bundles in few requests; returns their identities, in order, once all
+        are durable.
+
+        Each item is ``(to, payload)`` or a mapping with ``to`` and ``payload`` and any of the
+        options of :meth:`send` (``lifetime``, ``report_to``, ``flags``, ``klass``,
+        ``source``), which override the options given here for all. Items go out in requests
+        of at most :data:`MAX_BATCH` bundles and about :data:`BATCH_BYTES` payload bytes; the
+        node checks each request whole and sends none of it when an item is bad (the error
+        names it). When one request fails, those before it may have been sent.
+        """
+        common: dict[str, Any] = {
+            "lifetime": lifetime,
+            "report_to": report_to,
+            "flags": flags,
+            "klass": klass,
+            "source": source,
+        }
+        chunks: list[tuple[list[Message], list[bytes]]] = []
+        entries: list[Message] = []
+        datas: list[bytes] = []
+        size = 0
+        for n, item in enumerate(items):
+            if isinstance(item, Mapping):
+                unknown = set(item) - _SEND_OPTIONS - {"to", "payload"}
+                if unknown or "to" not in item or "payload" not in item:
+                    raise LocalError(
+                        f"send_many: item {n} must have 'to' and 'payload' and only the options "
+                        f"{', '.join(sorted(_SEND_OPTIONS))}"
+                    )
+                to, payload = item["to"], item["payload"]
+                options = {**common, **{k: v for k, v in item.items() if k in _SEND_OPTIONS}}
+            elif isinstance(item, tuple) and len(item) == 2:
+                to, payload = item
+                options = common
+            else:
+                raise LocalError(f"send_many: item {n} must be a (to, payload) pair or a mapping")
+            data = _payload_bytes(payload, f"send_many: item {n}")
+            fields = _send_fields(to, **options)
+            if entries and (len(entries) >= MAX_BATCH or size + len(data) > BATCH_BYTES):
+                chunks.append((entries, datas))
+                entries, datas, size = [], [], 0
+            entries.append({**fields, "bin": len(data)})
+            datas.append(data)
+            size += len(data)
+        if entries:
+            chunks.append((entries, datas))
+        answers = await asyncio.gather(
+            *(self._send_batch(entries, datas) for entries, datas in chunks), return_exceptions=True
         )
-        return Sent(str(msg["source"]), int(msg["creation_time"]), int(msg["sequence"]))
+        sent: list[Sent] = []
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+            sent += answer
+        return sent
+
+    async def _send_batch(self, bundles: list[Message], attachments: Sequence[bytes]) -> list[Sent]:
+        """One ``send_many`` request: ``bundles`` (protocol fields, each with its ``bin``) and
+        their payloads in order."""
+        msg = await self._call("send_many", attachments, {"bundles": bundles})
+        try:
+            return [_sent(s) for s in msg["sent"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeRequestError(
+                f"the node sent a malformed send_many answer: {exc}", code="protocol"
+            ) from exc
 
     async def recv_iter(
         self, endpoint: str | EID, count: int = 1, timeout: float | None = None
@@ -394,6 +530,7 @@ class NodeClient:
 
         Stopping early (``break``; close it with :func:`contextlib.aclosing`) cancels the
         request; bundles already on their way are kept for the next ``recv`` on the endpoint.
+        Payloads arrive as binary attachments (the request asks for ``binary``).
         """
         key = str(EID.parse(str(endpoint)))
         draining = self._draining.get(key)
@@ -407,7 +544,7 @@ class NodeClient:
         if count and taken >= count:
             return
         request = await self._start(
-            "recv", endpoint=key, count=count - taken if count else 0, timeout_s=timeout
+            "recv", endpoint=key, count=count - taken if count else 0, timeout_s=timeout, binary=True
         )
 
         drained = asyncio.Event()
@@ -483,20 +620,57 @@ def _ignore(item: Message | BaseException) -> None:
 
 
 def _encode(msg: Message) -> bytes:
-    payload = msg.get("payload")
-    if (
-        type(payload) is str
-        and len(payload) > 256
-        and payload.isascii()
-        and '"' not in payload
-        and "\\" not in payload
-        and payload.isprintable()
-    ):
-        # Splice the base64 text in: JSON needs no escaping of it, and scanning it costs.
-        rest = {k: v for k, v in msg.items() if k != "payload"}
-        head = json.dumps(rest, separators=(",", ":"))
-        return (head[:-1] + (',"payload":"' if rest else '"payload":"') + payload + '"}\n').encode("ascii")
     return (json.dumps(msg, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def _payload_bytes(payload: Payload, what: str) -> bytes:
+    """A payload as bytes (text as UTF-8); raises LocalError when it is too large to send."""
+    if isinstance(payload, str):
+        data = payload.encode("utf-8")
+    elif isinstance(payload, bytes):
+        data = payload
+    elif isinstance(payload, bytearray | memoryview):
+        data = bytes(payload)
+    else:
+        raise LocalError(f"{what}: a payload must be bytes or text, not {type(payload).__name__}")
+    if len(data) > MAX_ATTACHMENT:
+        raise LocalError(f"{what}: a {len(data)}-byte payload is too large for the application interface")
+    return data
+
+
+def _send_fields(
+    to: str | EID,
+    lifetime: float | None = None,
+    report_to: str | EID | None = None,
+    flags: int | None = None,
+    klass: int | str | None = None,
+    source: str | EID | None = None,
+) -> Message:
+    """The protocol fields of a send (options left as None are not sent)."""
+    fields: Message = {"to": str(to)}
+    if lifetime is not None:
+        fields["lifetime_s"] = lifetime
+    if report_to is not None:
+        fields["report_to"] = str(report_to)
+    if flags is not None:
+        fields["flags"] = flags
+    if klass is not None:
+        fields["class"] = klass
+    if source is not None:
+        fields["source"] = str(source)
+    return fields
+
+
+def _sent(msg: Message) -> Sent:
+    return Sent(str(msg["source"]), int(msg["creation_time"]), int(msg["sequence"]))
+
+
+def _attached(msg: Message) -> bytes:
+    """The attachment the read loop put in place of a message's ``bin`` count."""
+    data = msg["bin"]
+    if not isinstance(data, bytes):
+        raise TypeError("the attachment is missing")
+    return data
 
 
 def _unb64(text: object) -> bytes:

@@ -1,39 +1,64 @@
 """The local application interface: newline-delimited JSON over TCP on loopback.
 
-Each line a client writes is one JSON object (UTF-8) naming an ``op`` and carrying an ``id``
-(a string, an integer or null) that every message answering it echoes. Payloads travel as
-base64 text in the field ``payload``. A request ends with exactly one final message, which
+Each message is one line holding a JSON object (UTF-8), optionally followed by a binary
+attachment. A request names an ``op`` and carries an ``id`` (a string, an integer or null)
+that every message answering it echoes. A request ends with exactly one final message, which
 holds ``"ok": true`` or ``"error"``; streaming requests (``recv``, ``ping``) send ``event``
-messages before it. Requests on one connection run concurrently.
+messages before it. Requests on one connection run concurrently, and answers produced together
+go out together (one write per event-loop turn).
+
+Binary attachments: any message, in either direction, may carry ``"bin": N`` (an integer,
+0 <= N <= :data:`MAX_ATTACHMENT`); the N raw bytes follow immediately after its newline, and
+are its payload. The JSON line itself stays within ``max_line`` (64 MiB by default). A payload
+travels either attached (``bin``) or as base64 text in the field ``payload``, never both: a
+message with both is answered ``bad_request`` (its attachment is read all the same, so the
+connection stays usable). A ``bin`` that is not such an integer loses the framing: it is
+answered ``bad_request`` (``too_long`` above the maximum) and the connection is closed, as is a
+connection that ends inside an attachment.
 
 Requests and their answers::
 
     {"id": 1, "op": "register", "endpoint": "ipn:2.7"}      (an endpoint of this node)
         -> {"id": 1, "ok": true, "endpoint": "ipn:2.7"}
-    {"id": 2, "op": "send", "to": "ipn:3.7", "payload": "<base64>",
-     "lifetime_s": 3600, "report_to": "dtn:none", "flags": 0, "class": "bulk", "source": "ipn:2.7"}
+    {"id": 2, "op": "send", "to": "ipn:3.7", "bin": 5}\\n<5 bytes>      (or "payload": "<base64>")
+     optional: "lifetime_s": 3600, "report_to": "dtn:none", "flags": 0, "class": "bulk",
+               "source": "ipn:2.7"
         -> {"id": 2, "ok": true, "source": "ipn:2.0", "creation_time": 780000000000, "sequence": 0}
-           (once the bundle is durable; only "to" and "payload" are required)
-    {"id": 3, "op": "recv", "endpoint": "ipn:2.7", "count": 1, "timeout_s": 10}
-        -> {"id": 3, "event": "bundle", "endpoint": "ipn:2.7", "source": "ipn:3.1",
+           (once the bundle is durable)
+    {"id": 3, "op": "send_many", "bundles": [{"to": "ipn:3.7", "bin": 5}, {"to": "ipn:3.8", "bin": 2,
+     "lifetime_s": 60}]}\\n<5 bytes><2 bytes>
+        -> {"id": 3, "ok": true, "sent": [{"source": "ipn:2.0", "creation_time": 780000000000,
+            "sequence": 1}, {...}]}
+           (each item as a send, with "bin" or "payload"; at most MAX_BATCH items and
+           MAX_ATTACHMENT bytes attached in all; every item is checked before any is sent, and
+           the error names the first bad one: "send_many: bundles[4]: ..."; answered once all
+           are durable)
+    {"id": 4, "op": "recv", "endpoint": "ipn:2.7", "count": 1, "timeout_s": 10, "binary": true}
+        -> {"id": 4, "event": "bundle", "endpoint": "ipn:2.7", "source": "ipn:3.1",
             "destination": "ipn:2.7", "creation_time": 780000000000, "sequence": 0,
-            "lifetime_ms": 86400000, "flags": 0, "payload": "<base64>"}   (up to count times)
-        -> {"id": 3, "ok": true, "count": 1}
-           (count 0: no limit; no timeout_s: wait for ever; recv also registers the endpoint)
-    {"id": 4, "op": "status"}  -> {"id": 4, "ok": true, "status": {...Node.status(), "app": {...}}}
-    {"id": 5, "op": "ping", "to": "ipn:3.0", "count": 4, "size": 64, "timeout_s": 10, "interval_s": 1}
-        -> {"id": 5, "event": "reply", "seq": 0, "rtt_ms": 12.5, "bytes": 64, "from": "ipn:3.2047"}
-        -> {"id": 5, "event": "timeout", "seq": 1}
-        -> {"id": 5, "ok": true, "to": "ipn:3.2047", "sent": 4, "received": 3, "rtts_ms": [12.5, null, ...]}
-    {"id": 6, "op": "cancel", "target": 3}
-        -> {"id": 6, "ok": true, "cancelled": true}, and request 3 ends with code "cancelled"
+            "lifetime_ms": 86400000, "flags": 0, "bin": 5}\\n<5 bytes>   (up to count times)
+        -> {"id": 4, "ok": true, "count": 1}
+           (count 0: no limit; no timeout_s: wait for ever; recv also registers the endpoint;
+           without "binary": true the events carry "payload": "<base64>" instead of "bin")
+    {"id": 5, "op": "status"}  -> {"id": 5, "ok": true, "status": {...Node.status(), "app": {...}}}
+    {"id": 6, "op": "ping", "to": "ipn:3.0", "count": 4, "size": 64, "timeout_s": 10, "interval_s": 1}
+        -> {"id": 6, "event": "reply", "seq": 0, "rtt_ms": 12.5, "bytes": 64, "from": "ipn:3.2047"}
+        -> {"id": 6, "event": "timeout", "seq": 1}
+        -> {"id": 6, "ok": true, "to": "ipn:3.2047", "sent": 4, "received": 3, "rtts_ms": [12.5, null, ...]}
+    {"id": 7, "op": "cancel", "target": 4}
+        -> {"id": 7, "ok": true, "cancelled": true}, and request 4 ends with code "cancelled"
 
 Errors: ``{"id": ..., "error": "one line", "code": "..."}`` where ``code`` is one of
 ``bad_json``, ``bad_request``, ``unknown_op``, ``too_long`` (the connection is then closed),
-``too_large`` (a bundle to receive is larger than a line may be: it stays stored), ``busy``,
-``refused`` (the node refuses: a bundle rule, another node's endpoint...), ``store``,
-``cancelled``, ``error`` or ``internal``. A malformed line never ends the connection, and one
-client never disturbs another.
+``too_large`` (a bundle to receive is larger than a line may be, or than an attachment when
+binary: it stays stored), ``busy``, ``refused`` (the node refuses: a bundle rule, another
+node's endpoint...), ``store``, ``cancelled``, ``error`` or ``internal``. A malformed line
+never ends the connection (a malformed ``bin`` does, see above), and one client never disturbs
+another. A ``send_many`` the node refuses part-way (e.g. its store is full) answers an error
+that says how many items went out, with their identities in ``"sent"``.
+
+Sends are not limited in number per connection: past :data:`MAX_PENDING_SENDS` bundles waiting
+for durability, and while the client does not read its answers, the node stops reading from it.
 
 Delivery is at least once *to the socket*: ``recv`` acknowledges a bundle to the node (which
 then forgets it) only after its message was written to the client's transport; a bundle whose
@@ -68,27 +93,38 @@ from proxima.bpv7.eid import DTN_NONE, EID, DtnEID, IpnEID
 from proxima.errors import InvalidEndpointID, LocalError, ProximaError, StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
     from typing import TypeAlias
 
     from proxima.bpv7.bundle import Bundle
-    from proxima.runtime.node import Delivery, Node
+    from proxima.runtime.node import Delivery, Node, PayloadFile
 
     Emit: TypeAlias = Callable[["Message"], Awaitable[None]]
     Handler: TypeAlias = Callable[["_Connection", "Message", Emit], Awaitable["Message"]]
+    SyncHandler: TypeAlias = Callable[["_Connection", "RequestId", "Message"], None]
 
-__all__ = ["MAX_LINE", "AppInterface", "echo_endpoint"]
+__all__ = ["MAX_ATTACHMENT", "MAX_BATCH", "MAX_LINE", "AppInterface", "echo_endpoint"]
 
 log = logging.getLogger("proxima.appif")
 
 MAX_LINE: Final = 64 * 1024 * 1024
-"""The longest request line accepted (bytes, newline included): about 48 MiB of payload."""
+"""The longest JSON line accepted (bytes, newline included): about 48 MiB of base64 payload."""
+MAX_ATTACHMENT: Final = 1024 * 1024 * 1024
+"""The most bytes attached to one message (``bin``; all the items of a ``send_many`` together)."""
+MAX_BATCH: Final = 4096
+"""The most bundles in one ``send_many``."""
+MAX_PENDING_SENDS: Final = 16_384
+"""Bundles of one connection waiting for durability before the node stops reading from it."""
 MAX_INFLIGHT: Final = 256
+"""Streaming and other task-run requests (all but sends) running at once on one connection."""
 RECV_BATCH: Final = 256
 """Bundles a ``recv`` writes at once (one write, one acknowledgement) when several wait."""
 RECV_BATCH_BYTES: Final = 4 * 1024 * 1024
 """Payload bytes after which a ``recv`` batch ends (one bundle at least)."""
-"""Requests running at once on one connection."""
+STREAM_CHUNK: Final = 1024 * 1024
+"""Bytes read from the store's file and written at a time when a large payload is handed over."""
+FAIR_TURN: Final = 512
+"""Requests read from one connection before it lets the others run (when they arrive faster)."""
 ECHO_SERVICE: Final = 2047
 PING_MAGIC: Final = b"PXP1"
 PING_HEADER: Final = struct.Struct(">4s8sI")  # magic, session token, sequence number
@@ -110,6 +146,10 @@ class _BadRequest(Exception):
         self.code = code
 
 
+class _BadFraming(_BadRequest):
+    """A ``bin`` field that cannot be trusted: where the next message starts is unknown."""
+
+
 def echo_endpoint(node: EID) -> EID:
     """The echo endpoint of the node owning ``node``: ``ipn:N.2047`` or ``dtn://name/echo``."""
     if isinstance(node, IpnEID):
@@ -129,6 +169,10 @@ def _ping_endpoint(node: EID) -> EID:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "unknown error"
+
+
+def _line(message: Message) -> bytes:
+    return (json.dumps(message, separators=(",", ":")) + "\n").encode("ascii")
 
 
 # -- request fields ------------------------------------------------------------------------------
@@ -173,7 +217,7 @@ def _eid(req: Message, name: str, default: EID | None = None) -> EID:
     try:
         return _parse_eid(text)
     except InvalidEndpointID as exc:
-        raise _BadRequest(f"{name}: {exc}") from exc
+        raise _BadRequest(f"{req.get('op')}: {name}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=1024)
@@ -182,7 +226,19 @@ def _parse_eid(text: str) -> EID:
     return EID.parse(text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _json_eid(eid: EID) -> str:
+    """An EID as a JSON string, remembered (events name the same few endpoints)."""
+    return json.dumps(str(eid))
+
+
 def _payload(req: Message) -> bytes:
+    """The payload: the attachment (``bin``, already read) or the base64 ``payload``."""
+    attached = req.get("bin")
+    if isinstance(attached, bytes):
+        if req.get("payload") is not None:
+            raise _BadRequest(f"{req.get('op')}: give 'payload' or 'bin', not both")
+        return attached
     text: str = _get(req, "payload", str)
     try:
         # strict: only the base64 alphabet, padding only at the end (as b64decode(validate=True),
@@ -190,6 +246,37 @@ def _payload(req: Message) -> bytes:
         return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise _BadRequest(f"{req.get('op')}: 'payload' is not base64: {exc}") from exc
+
+
+def _bin_size(value: object, where: str) -> int:
+    """The byte count of a ``bin`` field (0 when absent); raises _BadFraming when unusable."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _BadFraming(f"{where}: 'bin' must be an integer >= 0, not {value!r}")
+    if value > MAX_ATTACHMENT:
+        raise _BadFraming(f"{where}: 'bin' {value} is more than {MAX_ATTACHMENT} bytes", "too_long")
+    return value
+
+
+def _attachments(req: Message) -> tuple[int, list[tuple[Message, int]]]:
+    """What follows the line of ``req``: its own attachment's size, then the items of a
+    ``send_many`` with theirs (in order); raises _BadFraming when a size is unusable."""
+    op = req.get("op")
+    own = _bin_size(req.get("bin"), str(op))
+    items: list[tuple[Message, int]] = []
+    bundles = req.get("bundles") if op == "send_many" else None
+    total = own
+    if isinstance(bundles, list):
+        for i, item in enumerate(bundles):
+            if isinstance(item, dict):
+                size = _bin_size(item.get("bin"), f"send_many: bundles[{i}]")
+                if size or item.get("bin") is not None:
+                    items.append((item, size))
+                    total += size
+    if total > MAX_ATTACHMENT:
+        raise _BadFraming(f"{op}: more than {MAX_ATTACHMENT} bytes attached", "too_long")
+    return own, items
 
 
 def _b64(data: bytes) -> str:
@@ -226,92 +313,156 @@ async def _acquire(lock: asyncio.Lock, timeout: float | None) -> bool:
 
 
 class _Connection:
-    """One client: reads request lines, runs each request as a task, writes answers."""
+    """One client: reads requests (and their attachments), runs them, writes answers.
+
+    Sends are handled at once, up to the node's durability future, and answered from its
+    callback; other requests run as tasks. What is written in one event-loop turn goes out in
+    one ``transport.write``.
+    """
 
     def __init__(self, app: AppInterface, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.app = app
         self.reader = reader
         self.writer = writer
-        self._write_lock = asyncio.Lock()
+        self._out: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_id: dict[str | int, asyncio.Task[None]] = {}
         self._cancelled: set[asyncio.Task[None]] = set()
+        self._pending_sends = 0
+        self._send_room = asyncio.Event()
+        self._send_room.set()
+
+    # -- writing
+
+    def post(self, *pieces: bytes) -> None:
+        """Queue bytes for the client: they go out with all else queued in this event-loop turn."""
+        self._out.extend(pieces)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def post_message(self, message: Message) -> None:
+        """Queue one message (without attachment)."""
+        self.post(_line(message))
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._out:
+            return
+        out, self._out = self._out, []
+        if not self.writer.is_closing():
+            self.writer.write(out[0] if len(out) == 1 else b"".join(out))
+
+    async def write_pieces(self, pieces: Sequence[bytes]) -> None:
+        """Write bytes now (after whatever is queued) and wait for room in the transport;
+        raises ConnectionError when the client is gone."""
+        if self.writer.is_closing():
+            raise ConnectionResetError("the client went away")
+        self._out.extend(pieces)
+        self._flush()
+        await self.writer.drain()
+        if self.writer.is_closing():
+            raise ConnectionResetError("the client went away")
 
     async def write(self, message: Message) -> None:
-        """Write one message line; raises ConnectionError when the client is gone."""
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode("ascii")
-        async with self._write_lock:
-            if self.writer.is_closing():
-                raise ConnectionResetError("the client went away")
-            self.writer.write(data)
-            await self.writer.drain()
-            if self.writer.is_closing():
-                raise ConnectionResetError("the client went away")
+        """Write one message now; raises ConnectionError when the client is gone."""
+        await self.write_pieces([_line(message)])
 
-    async def write_lines(self, lines: list[str]) -> None:
-        """Write several encoded message lines (each ending with a newline) at once; raises
-        ConnectionError when the client is gone."""
-        data = "".join(lines).encode("ascii")
-        async with self._write_lock:
-            if self.writer.is_closing():
-                raise ConnectionResetError("the client went away")
-            self.writer.write(data)
-            await self.writer.drain()
-            if self.writer.is_closing():
-                raise ConnectionResetError("the client went away")
+    def error(self, rid: RequestId, message: str, code: str, **extra: Any) -> None:
+        """Queue an error answer."""
+        self.post_message({"id": rid, "error": _one_line(message), "code": code, **extra})
 
-    async def _error(self, rid: RequestId, message: str, code: str) -> None:
-        with contextlib.suppress(ConnectionError):
-            await self.write({"id": rid, "error": _one_line(message), "code": code})
+    # -- reading
 
     async def run(self) -> None:
         try:
+            read = 0
             while True:
                 try:
                     line = await self.reader.readline()
                 except (asyncio.LimitOverrunError, ValueError):
-                    await self._error(None, f"request line longer than {self.app.max_line} bytes", "too_long")
+                    self.error(None, f"request line longer than {self.app.max_line} bytes", "too_long")
                     return
                 except ConnectionError:
                     return
                 if not line:
                     return
-                if line.strip():
-                    await self._dispatch(line)
+                if not line.strip():
+                    continue
+                if not await self._request(line):
+                    return
+                read += 1
+                if read % FAIR_TURN == 0:
+                    await asyncio.sleep(0)  # let other clients (and the node) have a turn
+                if self._pending_sends >= MAX_PENDING_SENDS:
+                    await self._send_room.wait()
+                if self.writer.transport.get_write_buffer_size():
+                    with contextlib.suppress(ConnectionError):
+                        await self.writer.drain()  # a client that does not read is not read either
         finally:
             for task in self._tasks:
                 task.cancel()
             for task in list(self._tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            self._flush()
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
-    async def _dispatch(self, line: bytes) -> None:
+    async def _request(self, line: bytes) -> bool:
+        """Parse one request line, read its attachments and dispatch it; False to close."""
         try:
             req = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            await self._error(None, f"the line is not JSON: {exc}", "bad_json")
-            return
+            self.error(None, f"the line is not JSON: {exc}", "bad_json")
+            return True
         if not isinstance(req, dict):
-            await self._error(None, "a request must be a JSON object", "bad_request")
-            return
+            self.error(None, "a request must be a JSON object", "bad_request")
+            return True
         rid = req.get("id")
         if isinstance(rid, bool) or not isinstance(rid, str | int | None):
-            await self._error(None, "'id' must be a string, an integer or null", "bad_request")
+            rid = None
+        try:
+            own, items = _attachments(req)
+        except _BadFraming as exc:
+            self.error(rid, f"{exc}; closing the connection", exc.code)
+            return False
+        try:
+            if req.get("bin") is not None:
+                req["bin"] = await self.reader.readexactly(own) if own else b""
+            for item, size in items:
+                item["bin"] = await self.reader.readexactly(size) if size else b""
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return False  # the client went away inside an attachment
+        self._dispatch(req)
+        return True
+
+    def _dispatch(self, req: Message) -> None:
+        rid = req.get("id")
+        if isinstance(rid, bool) or not isinstance(rid, str | int | None):
+            self.error(None, "'id' must be a string, an integer or null", "bad_request")
             return
         op = req.get("op")
+        sync = self.app.sync_handler(op) if isinstance(op, str) else None
+        if sync is not None:
+            try:
+                sync(self, rid, req)
+            except Exception as exc:
+                self._failed(rid, req, exc)
+            return
         handler = self.app.handler(op) if isinstance(op, str) else None
         if handler is None:
             known = ", ".join(self.app.ops())
-            await self._error(rid, f"unknown op {op!r} (known: {known})", "unknown_op")
+            self.error(rid, f"unknown op {op!r} (known: {known})", "unknown_op")
             return
         if rid is not None and rid in self._by_id:
-            await self._error(rid, f"request {rid!r} is still running on this connection", "bad_request")
+            self.error(rid, f"request {rid!r} is still running on this connection", "bad_request")
             return
         if len(self._tasks) >= MAX_INFLIGHT:
-            await self._error(rid, f"more than {MAX_INFLIGHT} requests running on this connection", "busy")
+            self.error(rid, f"more than {MAX_INFLIGHT} requests running on this connection", "busy")
             return
         task = asyncio.create_task(self._run(rid, handler, req))
         self._tasks.add(task)
@@ -326,6 +477,11 @@ class _Connection:
 
         task.add_done_callback(done)
 
+    def _failed(self, rid: RequestId, req: Message, exc: BaseException, **extra: Any) -> None:
+        if not isinstance(exc, ProximaError | _BadRequest):
+            log.error("app interface: %s request failed", req.get("op"), exc_info=exc)
+        self.error(rid, str(exc) or type(exc).__name__, _error_code(exc), **extra)
+
     async def _run(self, rid: RequestId, handler: Handler, req: Message) -> None:
         async def emit(event: Message) -> None:
             await self.write({"id": rid, **event})
@@ -336,17 +492,64 @@ class _Connection:
             task = asyncio.current_task()
             if task is None or task not in self._cancelled:
                 raise
-            await self._error(rid, "cancelled by the client", "cancelled")
+            self.error(rid, "cancelled by the client", "cancelled")
             return
         except ConnectionError:
             return  # the client went away: nothing to answer
         except Exception as exc:
-            if not isinstance(exc, ProximaError | _BadRequest):
-                log.exception("app interface: %s request failed", req.get("op"))
-            await self._error(rid, str(exc) or type(exc).__name__, _error_code(exc))
+            self._failed(rid, req, exc)
             return
-        with contextlib.suppress(ConnectionError):
-            await self.write({"id": rid, "ok": True, **result})
+        self.post_message({"id": rid, "ok": True, **result})
+
+    # -- sends
+
+    def answer_when_durable(
+        self,
+        rid: RequestId,
+        req: Message,
+        durables: list[asyncio.Future[None]],
+        result: Message,
+        failure: tuple[str, str] | None = None,
+    ) -> None:
+        """Answer ``result`` once every future in ``durables`` is done: an error if one failed,
+        or the error ``failure`` (message, code) with ``result`` as extra fields when given.
+
+        The futures are never cancelled from here: a bundle handed to the node is made durable
+        even if the client goes away."""
+        remaining = len(durables)
+        self._pending_sends += remaining
+        if self._pending_sends >= MAX_PENDING_SENDS:
+            self._send_room.clear()
+
+        def finish() -> None:
+            problem: BaseException | None = None
+            for fut in durables:
+                if fut.cancelled():
+                    problem = StoreError("the node stopped before the bundle was durable")
+                elif fut.exception() is not None:
+                    problem = fut.exception()
+                if problem is not None:
+                    break
+            if problem is not None:
+                self._failed(rid, req, problem)
+            elif failure is not None:
+                self.error(rid, failure[0], failure[1], **result)
+            else:
+                self.post_message({"id": rid, "ok": True, **result})
+
+        def one_done(_: asyncio.Future[None]) -> None:
+            nonlocal remaining
+            remaining -= 1
+            self._pending_sends -= 1
+            if self._pending_sends < MAX_PENDING_SENDS // 2:
+                self._send_room.set()
+            if remaining == 0:
+                finish()
+
+        if not durables:
+            finish()
+        for fut in durables:
+            fut.add_done_callback(one_done)
 
     def cancel(self, target: str | int) -> bool:
         task = self._by_id.get(target)
@@ -397,12 +600,12 @@ class AppInterface:
         self._pings: dict[bytes, _PingSession] = {}
         self._handlers: dict[str, Handler] = {
             "register": _op_register,
-            "send": _op_send,
             "recv": _op_recv,
             "status": _op_status,
             "ping": _op_ping,
             "cancel": _op_cancel,
         }
+        self._sync_handlers: dict[str, SyncHandler] = {"send": _op_send, "send_many": _op_send_many}
 
     # -- lifecycle
 
@@ -461,10 +664,15 @@ class AppInterface:
         return len(self._connections)
 
     def handler(self, op: str) -> Handler | None:
+        """The coroutine running ``op`` as a task, if it is run so."""
         return self._handlers.get(op)
 
+    def sync_handler(self, op: str) -> SyncHandler | None:
+        """The function handling ``op`` at once (sends: they answer from a callback)."""
+        return self._sync_handlers.get(op)
+
     def ops(self) -> list[str]:
-        return sorted(self._handlers)
+        return sorted([*self._handlers, *self._sync_handlers])
 
     def background(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``coro`` as a task that :meth:`stop` waits for."""
@@ -616,28 +824,77 @@ def _local_endpoint(node: Node, req: Message) -> EID:
     return endpoint
 
 
-async def _op_send(conn: _Connection, req: Message, emit: Emit) -> Message:
+class _SendArgs:
+    """One checked ``send`` (or ``send_many`` item): what ``Node.send`` takes."""
+
+    __slots__ = ("flags", "klass", "lifetime_ms", "payload", "report_to", "source", "to")
+
+    def __init__(self, node: Node, req: Message) -> None:
+        op = req.get("op")
+        self.to = _eid(req, "to")
+        self.payload = _payload(req)
+        lifetime = _seconds(req, "lifetime_s", 86_400.0)
+        self.lifetime_ms = math.ceil((lifetime or 0.0) * 1000)
+        if self.lifetime_ms <= 0:
+            raise _BadRequest(f"{op}: 'lifetime_s' must be more than 0")
+        self.report_to = _eid(req, "report_to", DTN_NONE)
+        self.flags = _int(req, "flags", 0, (1 << 64) - 1, 0)
+        if self.flags & ~_APP_FLAGS:
+            raise _BadRequest(
+                f"{op}: 'flags' may not mark a bundle as a fragment or an administrative record"
+            )
+        self.klass = _class(req)
+        own = node.agent.node_id
+        self.source = _eid(req, "source", own)
+        if not self.source.is_none and self.source.node_id != own:
+            raise _BadRequest(f"{op}: 'source' {self.source} is not an endpoint of this node ({own})")
+
+    def send(self, node: Node) -> tuple[asyncio.Future[None], Message]:
+        """Hand the bundle to the node: its durability future and its identity."""
+        durable = node.send(
+            self.to,
+            self.payload,
+            source=self.source,
+            lifetime_ms=self.lifetime_ms,
+            report_to=self.report_to,
+            flags=self.flags,
+            klass=self.klass,
+        )
+        created, sequence = node.agent.sequence_state  # set by the send above
+        return durable, {"source": str(self.source), "creation_time": created, "sequence": sequence}
+
+
+def _op_send(conn: _Connection, rid: RequestId, req: Message) -> None:
     node = conn.app.node
-    to = _eid(req, "to")
-    payload = _payload(req)
-    lifetime = _seconds(req, "lifetime_s", 86_400.0)
-    lifetime_ms = math.ceil((lifetime or 0.0) * 1000)
-    if lifetime_ms <= 0:
-        raise _BadRequest("send: 'lifetime_s' must be more than 0")
-    report_to = _eid(req, "report_to", DTN_NONE)
-    flags = _int(req, "flags", 0, (1 << 64) - 1, 0)
-    if flags & ~_APP_FLAGS:
-        raise _BadRequest("send: 'flags' may not mark a bundle as a fragment or an administrative record")
-    klass = _class(req)
-    source = _eid(req, "source", node.agent.node_id)
-    if not source.is_none and source.node_id != node.agent.node_id:
-        raise _BadRequest(f"send: 'source' {source} is not an endpoint of this node ({node.agent.node_id})")
-    durable = node.send(
-        to, payload, source=source, lifetime_ms=lifetime_ms, report_to=report_to, flags=flags, klass=klass
-    )
-    created, sequence = node.agent.sequence_state  # set by the send above, before any await
-    await asyncio.shield(durable)
-    return {"source": str(source), "creation_time": created, "sequence": sequence}
+    durable, sent = _SendArgs(node, req).send(node)
+    conn.answer_when_durable(rid, req, [durable], sent)
+
+
+def _op_send_many(conn: _Connection, rid: RequestId, req: Message) -> None:
+    """Check every item, then send them all in this event-loop turn; answer once all are durable."""
+    node = conn.app.node
+    bundles: list[Any] = _get(req, "bundles", list)
+    if len(bundles) > MAX_BATCH:
+        raise _BadRequest(f"send_many: more than {MAX_BATCH} bundles ({len(bundles)})")
+    if req.get("bin") is not None:
+        raise _BadRequest("send_many: attachments belong to the items ('bundles[i].bin'), not the request")
+    checked: list[_SendArgs] = []
+    for i, item in enumerate(bundles):
+        if not isinstance(item, dict):
+            raise _BadRequest(f"send_many: bundles[{i}] is not an object")
+        checked.append(_SendArgs(node, {**item, "op": f"send_many: bundles[{i}]"}))
+    durables: list[asyncio.Future[None]] = []
+    sent: list[Message] = []
+    failure: tuple[str, str] | None = None
+    for i, args in enumerate(checked):
+        try:
+            durable, identity = args.send(node)
+        except ProximaError as exc:
+            failure = (f"send_many: bundles[{i}]: {exc} (the {i} before it were sent)", _error_code(exc))
+            break
+        durables.append(durable)
+        sent.append(identity)
+    conn.answer_when_durable(rid, req, durables, {"sent": sent}, failure)
 
 
 def _class(req: Message) -> int | None:
@@ -646,10 +903,10 @@ def _class(req: Message) -> int | None:
         return None
     if isinstance(value, str):
         if value not in CLASSES:
-            raise _BadRequest(f"send: 'class' must be one of {', '.join(CLASSES)}, not {value!r}")
+            raise _BadRequest(f"{req.get('op')}: 'class' must be one of {', '.join(CLASSES)}, not {value!r}")
         return CLASSES[value]
     if value not in CLASSES.values():
-        raise _BadRequest(f"send: 'class' must be 0 (bulk) or 1 (expedited), not {value}")
+        raise _BadRequest(f"{req.get('op')}: 'class' must be 0 (bulk) or 1 (expedited), not {value}")
     return int(value)
 
 
@@ -658,6 +915,7 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
     endpoint = _local_endpoint(node, req)
     count = _int(req, "count", 0, 1 << 32, 1)
     timeout = _seconds(req, "timeout_s", None)
+    binary: bool = _get(req, "binary", bool, False)
     node.register(endpoint)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
@@ -681,7 +939,7 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
             # so a bundle written to the socket is always acknowledged, and only once.
             handed = True
             written = await asyncio.shield(
-                app.background(_hand_over_many(conn, req.get("id"), endpoint, deliveries, lock))
+                app.background(_hand_over_many(conn, req.get("id"), endpoint, deliveries, lock, binary))
             )
         finally:
             if not handed:
@@ -692,76 +950,106 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
     return {"count": received}
 
 
-def _bundle_event(app: AppInterface, endpoint: EID, rid: RequestId, delivery: Delivery) -> str:
-    """The ``bundle`` event line for a delivery (the base64 payload spliced in: JSON needs no
-    escaping of it, and scanning megabytes of it for escapes is what costs)."""
+def _bundle_event(app: AppInterface, prefix: str, delivery: Delivery, binary: bool) -> bytes:
+    """The ``bundle`` event line for a delivery; when ``binary``, its attachment follows it.
+
+    Built by hand from ``prefix`` (the id and endpoint, in JSON): every other field is an
+    integer or a remembered EID, and a base64 payload needs no JSON escaping."""
     p = delivery.bundle.primary
-    size = len(delivery.bundle.payload)
-    if (size + 2) // 3 * 4 > app.max_line - 4096:
+    size = delivery.payload_length
+    if (size > MAX_ATTACHMENT) if binary else ((size + 2) // 3 * 4 > app.max_line - 4096):
         raise _BadRequest(
             f"recv: the bundle from {p.source} ({p.creation_time}.{p.sequence}) has a "
             f"{size}-byte payload, more than this interface carries; it stays stored",
             "too_large",
         )
-    head = json.dumps(
-        {
-            "id": rid,
-            "event": "bundle",
-            "endpoint": str(endpoint),
-            "source": str(p.source),
-            "destination": str(p.destination),
-            "creation_time": p.creation_time,
-            "sequence": p.sequence,
-            "lifetime_ms": p.lifetime,
-            "flags": int(p.flags),
-        },
-        separators=(",", ":"),
+    head = (
+        f'{prefix},"source":{_json_eid(p.source)},"destination":{_json_eid(p.destination)},'
+        f'"creation_time":{p.creation_time},"sequence":{p.sequence},"lifetime_ms":{p.lifetime},'
+        f'"flags":{int(p.flags)}'
     )
-    return head[:-1] + ',"payload":"' + _b64(delivery.bundle.payload) + '"}\n'
+    if binary:
+        return f'{head},"bin":{size}}}\n'.encode("ascii")
+    return (head + ',"payload":"' + _b64(delivery.read_payload()) + '"}\n').encode("ascii")
+
+
+async def _stream_payload(conn: _Connection, payload: PayloadFile) -> None:
+    """Write a payload kept in the store's file as it is read, a chunk at a time.
+
+    Raises ConnectionError when the client is gone, StoreError when the file falls short
+    (the connection is then out of step: the caller closes it)."""
+    with payload.path.open("rb") as f:
+        f.seek(payload.offset)
+        left = payload.length
+        while left:
+            chunk = f.read(min(STREAM_CHUNK, left))
+            if not chunk:
+                raise StoreError(f"{payload.path.name}: the stored bundle ends {left} bytes early")
+            await conn.write_pieces([chunk])
+            left -= len(chunk)
 
 
 async def _hand_over_many(
-    conn: _Connection, rid: RequestId, endpoint: EID, deliveries: list[Delivery], lock: asyncio.Lock
+    conn: _Connection,
+    rid: RequestId,
+    endpoint: EID,
+    deliveries: list[Delivery],
+    lock: asyncio.Lock,
+    binary: bool,
 ) -> int:
-    """Write bundles to the client in one go, then acknowledge them to the node together.
+    """Write bundles to the client in one go, then acknowledge them to the node together
+    (without waiting for that to be durable).
 
     Returns how many were handed over (0 if the client is gone: none is acknowledged then).
-    A bundle too large for a line ends the batch; it is reported (``too_large``) when it
-    comes first.
+    A bundle too large to carry ends the batch; it is reported (``too_large``) when it
+    comes first. A payload the store keeps in a file goes alone, streamed from the file.
     """
     app = conn.app
     acked: list[int] = []
+    durable: asyncio.Future[None] | None = None
     try:
-        messages: list[str] = []
-        size = 0
+        prefix = '{"id":' + json.dumps(rid) + ',"event":"bundle","endpoint":' + _json_eid(endpoint)
+        pieces: list[bytes] = []
+        stream: PayloadFile | None = None
+        size = written = 0
         for delivery in deliveries:
-            if messages and size >= RECV_BATCH_BYTES:
+            if written and (size >= RECV_BATCH_BYTES or (binary and delivery.payload_file is not None)):
                 break
             try:
-                messages.append(_bundle_event(app, endpoint, rid, delivery))
+                pieces.append(_bundle_event(app, prefix, delivery, binary))
             except _BadRequest:
-                if not messages:
+                if not written:
                     raise
                 break
-            size += len(delivery.bundle.payload)
+            written += 1
+            size += delivery.payload_length
+            if binary:
+                if delivery.payload_file is not None:
+                    stream = delivery.payload_file
+                    break
+                pieces.append(delivery.bundle.payload)
         try:
-            await conn.write_lines(messages)
+            await conn.write_pieces(pieces)
+            if stream is not None:
+                await _stream_payload(conn, stream)
         except ConnectionError:
             return 0  # not acknowledged: the store keeps them for the next recv
+        except StoreError as exc:
+            log.warning("%s: cannot hand a stored bundle over: %s; closing the client", endpoint, exc)
+            conn.writer.close()  # halfway through an attachment: the stream is out of step
+            return 0
         # Written to the client's transport: from now on the bundles are the client's.
-        acked = [d.store_id for d in deliveries[: len(messages)]]
+        acked = [d.store_id for d in deliveries[:written]]
         try:
             durable = app.node.ack_many(endpoint, acked)
         except ProximaError as exc:
             log.warning("%s: cannot forget delivered bundles: %s", endpoint, exc)
-            durable = None
     finally:
         lock.release()
     if durable is not None:
-        try:
-            await durable
-        except ProximaError as exc:
-            log.warning("%s: cannot forget delivered bundles: %s", endpoint, exc)
+        # Not awaited: the next batch need not wait for this commit. Should the node stop
+        # before it, the bundles are delivered again (at least once).
+        durable.add_done_callback(_retrieve)
     return len(acked)
 
 
