@@ -7,9 +7,13 @@ Every error Proxima raises on purpose is a :class:`ProximaError`, and says whose
     │   │                       a bundle that breaks a rule before it is ever sent)
     │   ├── InvalidEndpointID   an endpoint ID given as text or value is malformed
     │   ├── ConfigError         a configuration file or value is wrong (names the file and key)
-    │   └── StoreError          the local bundle store refuses or fails (full, corrupt, closed)
+    │   ├── StoreError          the local bundle store refuses or fails (full, corrupt, closed)
+    │   └── OrbitInputError     an orbit computation was asked something invalid (a latitude of 91°,
+    │                           a time too far from the elements' epoch, no elements at all)
     └── RemoteError             data that came from outside is wrong (a peer, a file, a socket)
         ├── Incomplete          the bytes stop before the item ends: feed more, then try again
+        ├── ElementsError       orbital elements read from a file are wrong (``source``, ``line``,
+        │                       ``field`` say where: "iss.tle line 2: checksum is 7, ...")
         └── ProtocolError       the bytes break a protocol rule; ``reason`` is the wire reason code
             ├── BundleError     RFC 9171: the bundle is invalid (``reason`` is a status report code)
             │   ├── CRCError    a block's CRC does not match the received bytes
@@ -28,9 +32,11 @@ __all__ = [
     "CRCError",
     "ConfigError",
     "ConvergenceLayerError",
+    "ElementsError",
     "Incomplete",
     "InvalidEndpointID",
     "LocalError",
+    "OrbitInputError",
     "ProtocolError",
     "ProximaError",
     "RemoteError",
@@ -119,3 +125,31 @@ class ConvergenceLayerError(ProtocolError):
     def __init__(self, message: str, *, reason: int | None = None, message_kind: str = "sess_term") -> None:
         super().__init__(message, reason=reason)
         self.message_kind = message_kind
+
+
+class OrbitInputError(LocalError, ValueError):
+    """An orbit computation was given invalid input by its caller (not bad data from a file).
+
+    Examples: a latitude outside [-90°, 90°], a time further from the elements' epoch than the
+    allowed span, a time at which SGP4 says the satellite has already decayed.
+    """
+
+
+class ElementsError(RemoteError):
+    """Orbital elements read from outside (a TLE or OMM file) are malformed or physically invalid.
+
+    ``source`` names the file (or ``"<text>"``), ``line`` is the 1-based line number when known,
+    ``field`` the element or keyword concerned when known; the message starts with them so a
+    one-line report says where to look: ``"iss.tle line 2: checksum is 7, the line sums to 3"``.
+    """
+
+    def __init__(
+        self, message: str, *, source: str = "<text>", line: int | None = None, field: str | None = None
+    ) -> None:
+        where = source if line is None else f"{source} line {line}"
+        if field is not None:
+            where = f"{where} ({field})"
+        super().__init__(f"{where}: {message}")
+        self.source = source
+        self.line = line
+        self.field = field
