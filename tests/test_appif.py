@@ -1046,3 +1046,40 @@ def test_two_nodes_over_tcpcl(tmp_path: Path) -> None:
     finally:
         one.kill()
         two.kill()
+
+
+def test_files_of_any_size_go_in_and_out_without_passing_through_the_connection(tmp_path: Path) -> None:
+    """send with "file" and recv with "save_dir": the node reads and writes the files itself,
+    a large one streamed through its store (the bundle never whole in memory)."""
+    from proxima.runtime.node import STREAM_THRESHOLD
+
+    big = bytes(range(256)) * ((STREAM_THRESHOLD + 123_457) // 256)
+    small = b"caption\n\x00\xff"
+    (tmp_path / "video.bin").write_bytes(big)
+    (tmp_path / "caption.txt").write_bytes(small)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            sent = await iss.send_file(POSTS, tmp_path / "video.bin")
+            await iss.send_file(POSTS, tmp_path / "caption.txt")
+            got = await ground.recv(POSTS, count=2, timeout=15, save_dir=inbox)
+            assert [b.payload for b in got] == [b"", b""]
+            files = {Path(b.file).read_bytes() for b in got if b.file is not None}
+            assert files == {big, small}
+            assert got[0].creation_time == sent.creation_time and got[0].sequence == sent.sequence
+            assert sorted(f.name for f in inbox.iterdir()) == sorted(Path(b.file).name for b in got if b.file)
+            assert p.ground.pending_deliveries(POSTS) == 0
+            # Bad requests: a relative path, a missing file, payload and file together.
+            with pytest.raises(NodeRequestError, match="absolute path"):
+                await iss.call("send", to=str(POSTS), file="relative.bin")
+            with pytest.raises(NodeRequestError, match="cannot read the file"):
+                await iss.send_file(POSTS, tmp_path / "missing.bin")
+            with pytest.raises(NodeRequestError, match="one of 'payload', 'bin' or 'file'"):
+                await iss.call("send", to=str(POSTS), file=str(tmp_path / "caption.txt"), payload="eA==")
+            with pytest.raises(NodeRequestError, match="not a directory"):
+                await ground.recv(POSTS, count=1, timeout=1, save_dir=tmp_path / "caption.txt")
+
+    run(tmp_path, body)

@@ -12,6 +12,7 @@ from proxima.bpv7 import EID, Bundle, PrimaryBlock, encode_bundle, payload_block
 from proxima.errors import BundleError, ConfigError
 from proxima.runtime.config import NodeConfig, RouteConfig, load_config, parse_config
 from proxima.runtime.node import Node
+from proxima.runtime.links import SplicedBundle
 
 ISS, RELAY, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:2.0"), EID.parse("ipn:3.0")
 POSTS = EID.parse("ipn:3.7")
@@ -42,9 +43,10 @@ class MemLink:
     def cla(self) -> str:
         return "mem"
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | SplicedBundle) -> None:
         incoming = self.peer_node.open_incoming(None, len(data))
-        incoming.write(data)
+        for start in range(0, len(data), 1 << 20):  # a large bundle goes in pieces, as over TCPCL
+            incoming.write(data[start : start + (1 << 20)])
         await incoming.commit()
         self.sent += 1
 

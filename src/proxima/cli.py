@@ -42,6 +42,7 @@ from proxima.client import (
     parse_address,
     ping_sync,
     recv_sync,
+    send_file_sync,
     send_sync,
     status_sync,
 )
@@ -400,13 +401,18 @@ def send_command(
     if (payload is None) == (file is None):
         _fail("give exactly one of --payload and --file", 2)
     destination = _eid(to, "--to")
-    if payload is not None:
-        data = os.fsencode(payload)
-    elif file == "-":
-        data = sys.stdin.buffer.read()
+    if payload is not None or file == "-":
+        data = os.fsencode(payload) if payload is not None else sys.stdin.buffer.read()
+        size = len(data)
+        sent = send_sync(*node, destination, data, lifetime=lifetime)
     else:
-        data = Path(str(file)).read_bytes()
-    sent = send_sync(*node, destination, data, lifetime=lifetime)
+        # The node reads the file itself: a large one never passes through this process.
+        path = Path(str(file))
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            _fail(f"--file: {path}: {exc.strerror}")
+        sent = send_file_sync(*node, destination, path, lifetime=lifetime)
     if as_json:
         click.echo(
             json.dumps(
@@ -415,20 +421,15 @@ def send_command(
                     "source": sent.source,
                     "creation_time": sent.creation_time,
                     "sequence": sent.sequence,
-                    "bytes": len(data),
+                    "bytes": size,
                 }
             )
         )
     else:
         click.echo(
-            f"sent {len(data)} bytes to {destination} "
+            f"sent {size} bytes to {destination} "
             f"(bundle {sent.source} {sent.creation_time}.{sent.sequence}, stored by the node)"
         )
-
-
-def _bundle_file_name(b: Received) -> str:
-    safe = "".join(c if c.isalnum() or c in "-." else "_" for c in b.source)
-    return f"{safe}-{b.creation_time}-{b.sequence}.bin"
 
 
 @main.command("recv")
@@ -458,17 +459,13 @@ def recv_command(
 ) -> None:
     """Receive bundles for an endpoint: print their payloads, or write them to files."""
     eid = _eid(endpoint, "--endpoint")
-    directory = None if out_dir is None else Path(out_dir)
+    directory = None if out_dir is None else Path(out_dir).resolve()
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
 
     def show(b: Received) -> None:
-        path = None
-        if directory is not None:
-            path = directory / _bundle_file_name(b)
-            partial = path.with_name(path.name + ".part")
-            partial.write_bytes(b.payload)
-            partial.replace(path)  # a bundle delivered twice lands on the same name
+        path = None if b.file is None else Path(b.file)  # written there by the node itself
+        size = len(b.payload) if path is None else path.stat().st_size
         if as_json:
             doc: dict[str, Any] = {
                 "endpoint": b.endpoint,
@@ -477,7 +474,7 @@ def recv_command(
                 "creation_time": b.creation_time,
                 "sequence": b.sequence,
                 "lifetime_ms": b.lifetime_ms,
-                "bytes": len(b.payload),
+                "bytes": size,
             }
             if path is not None:
                 doc["file"] = str(path)
@@ -494,7 +491,7 @@ def recv_command(
             click.echo(b.payload)
         sys.stdout.flush()
 
-    got = recv_sync(*node, eid, count, timeout, on_bundle=show)
+    got = recv_sync(*node, eid, count, timeout, on_bundle=show, save_dir=directory)
     if count and len(got) < count:
         wanted = f"received {len(got)} of {count} bundle{'s' if count != 1 else ''}"
         _fail(

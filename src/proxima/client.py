@@ -32,6 +32,7 @@ import os
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from proxima.bpv7.eid import EID
@@ -143,6 +144,8 @@ class Received:
     lifetime_ms: int
     flags: int
     payload: bytes
+    file: str | None = None
+    """Where the node wrote the payload (``recv`` with ``save_dir``); ``payload`` is then empty."""
 
     @classmethod
     def from_message(cls, msg: Message) -> Received:
@@ -156,7 +159,12 @@ class Received:
                 sequence=int(msg["sequence"]),
                 lifetime_ms=int(msg.get("lifetime_ms", 0)),
                 flags=int(msg.get("flags", 0)),
-                payload=_attached(msg) if "bin" in msg else _unb64(msg["payload"]),
+                payload=b""
+                if "file" in msg
+                else _attached(msg)
+                if "bin" in msg
+                else _unb64(msg["payload"]),
+                file=str(msg["file"]) if "file" in msg else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise NodeRequestError(f"the node sent a malformed bundle event: {exc}", code="protocol") from exc
@@ -446,6 +454,26 @@ class NodeClient:
         msg = await self.call("send", attachment=data, **fields)
         return _sent(msg)
 
+    async def send_file(
+        self,
+        to: str | EID,
+        path: str | Path,
+        *,
+        lifetime: float | None = None,
+        report_to: str | EID | None = None,
+        flags: int | None = None,
+        klass: int | str | None = None,
+        source: str | EID | None = None,
+    ) -> Sent:
+        """Send the file at ``path`` as one bundle's payload; returns once it is durable.
+
+        The node reads the file itself (it runs on this machine): a file of any size goes into
+        its store piece by piece without passing through this connection or memory.
+        """
+        fields = _send_fields(to, lifetime, report_to, flags, klass, source)
+        msg = await self.call("send", file=str(Path(path).resolve()), **fields)
+        return _sent(msg)
+
     async def send_many(
         self,
         items: Sequence[tuple[str | EID, Payload]] | Sequence[Mapping[str, Any]],
@@ -524,13 +552,21 @@ class NodeClient:
             ) from exc
 
     async def recv_iter(
-        self, endpoint: str | EID, count: int = 1, timeout: float | None = None
+        self,
+        endpoint: str | EID,
+        count: int = 1,
+        timeout: float | None = None,
+        *,
+        save_dir: str | Path | None = None,
     ) -> AsyncGenerator[Received, None]:
         """Bundles for ``endpoint`` as they come: up to ``count`` (0: no limit) within ``timeout`` s.
 
         Stopping early (``break``; close it with :func:`contextlib.aclosing`) cancels the
         request; bundles already on their way are kept for the next ``recv`` on the endpoint.
-        Payloads arrive as binary attachments (the request asks for ``binary``).
+        Payloads arrive as binary attachments (the request asks for ``binary``), or, with
+        ``save_dir`` (a directory the node can write: it runs on this machine), are written
+        there by the node and named in :attr:`Received.file`: a payload of any size then
+        never passes through memory.
         """
         key = str(EID.parse(str(endpoint)))
         draining = self._draining.get(key)
@@ -544,7 +580,12 @@ class NodeClient:
         if count and taken >= count:
             return
         request = await self._start(
-            "recv", endpoint=key, count=count - taken if count else 0, timeout_s=timeout, binary=True
+            "recv",
+            endpoint=key,
+            count=count - taken if count else 0,
+            timeout_s=timeout,
+            binary=True,
+            save_dir=None if save_dir is None else str(Path(save_dir).resolve()),
         )
 
         drained = asyncio.Event()
@@ -570,9 +611,16 @@ class NodeClient:
                 self._draining[key] = drained
                 self._abandon(request, keep)
 
-    async def recv(self, endpoint: str | EID, count: int = 1, timeout: float | None = None) -> list[Received]:
+    async def recv(
+        self,
+        endpoint: str | EID,
+        count: int = 1,
+        timeout: float | None = None,
+        *,
+        save_dir: str | Path | None = None,
+    ) -> list[Received]:
         """Up to ``count`` bundles for ``endpoint`` (0: all until ``timeout``) within ``timeout`` s."""
-        return [b async for b in self.recv_iter(endpoint, count, timeout)]
+        return [b async for b in self.recv_iter(endpoint, count, timeout, save_dir=save_dir)]
 
     async def status(self) -> dict[str, Any]:
         """The node's status: counters, stored bundles, links, this interface."""
@@ -707,6 +755,11 @@ def send_sync(host: str, port: int, to: str | EID, payload: bytes | str, **optio
     return run(host, port, lambda c: c.send(to, payload, **options))
 
 
+def send_file_sync(host: str, port: int, to: str | EID, path: str | Path, **options: Any) -> Sent:
+    """:meth:`NodeClient.send_file` on a connection of its own."""
+    return run(host, port, lambda c: c.send_file(to, path, **options))
+
+
 def recv_sync(
     host: str,
     port: int,
@@ -715,12 +768,13 @@ def recv_sync(
     timeout: float | None = None,
     *,
     on_bundle: Callable[[Received], None] | None = None,
+    save_dir: str | Path | None = None,
 ) -> list[Received]:
     """:meth:`NodeClient.recv`; ``on_bundle`` sees each bundle as it arrives."""
 
     async def action(client: NodeClient) -> list[Received]:
         got: list[Received] = []
-        async for bundle in client.recv_iter(endpoint, count, timeout):
+        async for bundle in client.recv_iter(endpoint, count, timeout, save_dir=save_dir):
             got.append(bundle)
             if on_bundle is not None:
                 on_bundle(bundle)

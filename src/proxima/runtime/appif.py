@@ -20,11 +20,13 @@ Requests and their answers::
 
     {"id": 1, "op": "register", "endpoint": "ipn:2.7"}      (an endpoint of this node)
         -> {"id": 1, "ok": true, "endpoint": "ipn:2.7"}
-    {"id": 2, "op": "send", "to": "ipn:3.7", "bin": 5}\\n<5 bytes>      (or "payload": "<base64>")
+    {"id": 2, "op": "send", "to": "ipn:3.7", "bin": 5}\\n<5 bytes>      (or "payload": "<base64>",
+                                                                  or "file": "/absolute/path")
      optional: "lifetime_s": 3600, "report_to": "dtn:none", "flags": 0, "class": "bulk",
                "source": "ipn:2.7"
         -> {"id": 2, "ok": true, "source": "ipn:2.0", "creation_time": 780000000000, "sequence": 0}
-           (once the bundle is durable)
+           (once the bundle is durable; a "file" the node reads itself, this interface being
+           on loopback only: a large one goes into the store piece by piece, never whole)
     {"id": 3, "op": "send_many", "bundles": [{"to": "ipn:3.7", "bin": 5}, {"to": "ipn:3.8", "bin": 2,
      "lifetime_s": 60}]}\\n<5 bytes><2 bytes>
         -> {"id": 3, "ok": true, "sent": [{"source": "ipn:2.0", "creation_time": 780000000000,
@@ -39,7 +41,9 @@ Requests and their answers::
             "lifetime_ms": 86400000, "flags": 0, "bin": 5}\\n<5 bytes>   (up to count times)
         -> {"id": 4, "ok": true, "count": 1}
            (count 0: no limit; no timeout_s: wait for ever; recv also registers the endpoint;
-           without "binary": true the events carry "payload": "<base64>" instead of "bin")
+           without "binary": true the events carry "payload": "<base64>" instead of "bin";
+           with "save_dir": "/absolute/dir" each payload is written to a new file there instead,
+           and the event carries "file": "/absolute/dir/NAME" and "length": N)
     {"id": 5, "op": "status"}  -> {"id": 5, "ok": true, "status": {...Node.status(), "app": {...}}}
     {"id": 6, "op": "ping", "to": "ipn:3.0", "count": 4, "size": 64, "timeout_s": 10, "interval_s": 1}
         -> {"id": 6, "event": "reply", "seq": 0, "rtt_ms": 12.5, "bytes": 64, "from": "ipn:3.2047"}
@@ -86,6 +90,7 @@ import math
 import secrets
 import struct
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from proxima.bpv7.bundle import BundleFlag
@@ -827,12 +832,20 @@ def _local_endpoint(node: Node, req: Message) -> EID:
 class _SendArgs:
     """One checked ``send`` (or ``send_many`` item): what ``Node.send`` takes."""
 
-    __slots__ = ("flags", "klass", "lifetime_ms", "payload", "report_to", "source", "to")
+    __slots__ = ("file", "flags", "klass", "lifetime_ms", "payload", "report_to", "source", "to")
 
     def __init__(self, node: Node, req: Message) -> None:
         op = req.get("op")
         self.to = _eid(req, "to")
-        self.payload = _payload(req)
+        file: str | None = _get(req, "file", str, None)
+        self.file: Path | None = None
+        self.payload = b""
+        if file is None:
+            self.payload = _payload(req)
+        elif req.get("payload") is not None or isinstance(req.get("bin"), bytes):
+            raise _BadRequest(f"{op}: give one of 'payload', 'bin' or 'file'")
+        else:
+            self.file = _absolute(file, f"{op}: 'file'")
         lifetime = _seconds(req, "lifetime_s", 86_400.0)
         self.lifetime_ms = math.ceil((lifetime or 0.0) * 1000)
         if self.lifetime_ms <= 0:
@@ -851,6 +864,17 @@ class _SendArgs:
 
     def send(self, node: Node) -> tuple[asyncio.Future[None], Message]:
         """Hand the bundle to the node: its durability future and its identity."""
+        if self.file is not None:
+            (created, sequence), durable = node.start_send_file(
+                self.to,
+                self.file,
+                source=self.source,
+                lifetime_ms=self.lifetime_ms,
+                report_to=self.report_to,
+                flags=self.flags,
+                klass=self.klass,
+            )
+            return durable, {"source": str(self.source), "creation_time": created, "sequence": sequence}
         durable = node.send(
             self.to,
             self.payload,
@@ -862,6 +886,13 @@ class _SendArgs:
         )
         created, sequence = node.agent.sequence_state  # set by the send above
         return durable, {"source": str(self.source), "creation_time": created, "sequence": sequence}
+
+
+def _absolute(text: str, what: str) -> Path:
+    path = Path(text)
+    if not path.is_absolute():
+        raise _BadRequest(f"{what} must be an absolute path (the node resolves it), not {text!r}")
+    return path
 
 
 def _op_send(conn: _Connection, rid: RequestId, req: Message) -> None:
@@ -916,6 +947,10 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
     count = _int(req, "count", 0, 1 << 32, 1)
     timeout = _seconds(req, "timeout_s", None)
     binary: bool = _get(req, "binary", bool, False)
+    save_text: str | None = _get(req, "save_dir", str, None)
+    save_dir = None if save_text is None else _absolute(save_text, "recv: 'save_dir'")
+    if save_dir is not None and not save_dir.is_dir():
+        raise _BadRequest(f"recv: 'save_dir' {save_dir} is not a directory")
     node.register(endpoint)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
@@ -939,7 +974,9 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
             # so a bundle written to the socket is always acknowledged, and only once.
             handed = True
             written = await asyncio.shield(
-                app.background(_hand_over_many(conn, req.get("id"), endpoint, deliveries, lock, binary))
+                app.background(
+                    _hand_over_many(conn, req.get("id"), endpoint, deliveries, lock, binary, save_dir)
+                )
             )
         finally:
             if not handed:
@@ -950,14 +987,19 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
     return {"count": received}
 
 
-def _bundle_event(app: AppInterface, prefix: str, delivery: Delivery, binary: bool) -> bytes:
-    """The ``bundle`` event line for a delivery; when ``binary``, its attachment follows it.
+def _bundle_event(
+    app: AppInterface, prefix: str, delivery: Delivery, binary: bool, saved: Path | None = None
+) -> bytes:
+    """The ``bundle`` event line for a delivery; when ``binary``, its attachment follows it;
+    when the payload was ``saved`` to a file, the event names it.
 
     Built by hand from ``prefix`` (the id and endpoint, in JSON): every other field is an
     integer or a remembered EID, and a base64 payload needs no JSON escaping."""
     p = delivery.bundle.primary
     size = delivery.payload_length
-    if (size > MAX_ATTACHMENT) if binary else ((size + 2) // 3 * 4 > app.max_line - 4096):
+    if saved is None and (
+        (size > MAX_ATTACHMENT) if binary else ((size + 2) // 3 * 4 > app.max_line - 4096)
+    ):
         raise _BadRequest(
             f"recv: the bundle from {p.source} ({p.creation_time}.{p.sequence}) has a "
             f"{size}-byte payload, more than this interface carries; it stays stored",
@@ -968,9 +1010,27 @@ def _bundle_event(app: AppInterface, prefix: str, delivery: Delivery, binary: bo
         f'"creation_time":{p.creation_time},"sequence":{p.sequence},"lifetime_ms":{p.lifetime},'
         f'"flags":{int(p.flags)}'
     )
+    if saved is not None:
+        return f'{head},"file":{json.dumps(str(saved))},"length":{size}}}\n'.encode()
     if binary:
         return f'{head},"bin":{size}}}\n'.encode("ascii")
     return (head + ',"payload":"' + _b64(delivery.read_payload()) + '"}\n').encode("ascii")
+
+
+def _save(delivery: Delivery, directory: Path) -> Path:
+    """Write a delivered payload to a file of its own in ``directory`` (replacing one of the
+    same bundle left by an earlier, unacknowledged delivery); its path."""
+    p = delivery.bundle.primary
+    source = "".join(c if c.isalnum() or c in "-." else "_" for c in str(p.source))
+    target = directory / f"{source}-{p.creation_time}-{p.sequence}.bin"
+    partial = target.with_name(target.name + ".part")
+    partial.unlink(missing_ok=True)
+    if delivery.payload_file is not None:
+        delivery.payload_file.copy_to(partial)
+    else:
+        partial.write_bytes(delivery.bundle.payload)
+    partial.replace(target)
+    return target
 
 
 async def _stream_payload(conn: _Connection, payload: PayloadFile) -> None:
@@ -996,6 +1056,7 @@ async def _hand_over_many(
     deliveries: list[Delivery],
     lock: asyncio.Lock,
     binary: bool,
+    save_dir: Path | None = None,
 ) -> int:
     """Write bundles to the client in one go, then acknowledge them to the node together
     (without waiting for that to be durable).
@@ -1015,15 +1076,24 @@ async def _hand_over_many(
         for delivery in deliveries:
             if written and (size >= RECV_BATCH_BYTES or (binary and delivery.payload_file is not None)):
                 break
+            saved = None
+            if save_dir is not None:
+                try:
+                    saved = await asyncio.to_thread(_save, delivery, save_dir)
+                except OSError as exc:
+                    if not written:
+                        problem = f"recv: cannot write to {save_dir}: {exc.strerror}"
+                        raise _BadRequest(problem, "error") from exc
+                    break
             try:
-                pieces.append(_bundle_event(app, prefix, delivery, binary))
+                pieces.append(_bundle_event(app, prefix, delivery, binary, saved))
             except _BadRequest:
                 if not written:
                     raise
                 break
             written += 1
             size += delivery.payload_length
-            if binary:
+            if binary and saved is None:
                 if delivery.payload_file is not None:
                     stream = delivery.payload_file
                     break

@@ -847,18 +847,44 @@ class Node:
         klass: int | None = None,
     ) -> tuple[int, int]:
         """Originate a bundle whose payload is the file at ``path``; returns its (creation time,
-        sequence) once it is durable. A file above :data:`STREAM_THRESHOLD` is copied into the
-        store piece by piece (in a thread) and never held in memory."""
+        sequence) once it is durable. See :meth:`start_send_file`."""
+        stamp, durable = self.start_send_file(
+            destination,
+            path,
+            source=source,
+            lifetime_ms=lifetime_ms,
+            report_to=report_to,
+            flags=flags,
+            klass=klass,
+        )
+        await durable
+        return stamp
+
+    def start_send_file(
+        self,
+        destination: EID,
+        path: Path | str,
+        *,
+        source: EID | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: EID = DTN_NONE,
+        flags: int = 0,
+        klass: int | None = None,
+    ) -> tuple[tuple[int, int], asyncio.Future[None]]:
+        """Originate a bundle from a file: its (creation time, sequence) at once, and a future
+        resolving once it is durable.
+
+        A file above :data:`STREAM_THRESHOLD` is copied into the store piece by piece (in a
+        thread, its payload CRC computed on the way) and is never held in memory; a smaller one
+        is read and sent as :meth:`send` does.
+        """
         path = Path(path)
         try:
             size = path.stat().st_size
+            payload = path.read_bytes() if size <= STREAM_THRESHOLD else None
         except OSError as exc:
             raise LocalError(f"{path}: cannot read the file to send: {exc.strerror}") from exc
-        if size <= STREAM_THRESHOLD:
-            try:
-                payload = path.read_bytes()
-            except OSError as exc:
-                raise LocalError(f"{path}: cannot read the file to send: {exc.strerror}") from exc
+        if payload is not None:
             durable = self.send(
                 destination,
                 payload,
@@ -868,9 +894,7 @@ class Node:
                 flags=flags,
                 klass=klass,
             )
-            stamp = self.agent.sequence_state
-            await durable
-            return stamp
+            return self.agent.sequence_state, durable
         store = self._require_store()
         self._check_room(size + 1024, None)
         now = self.clock()
@@ -894,6 +918,20 @@ class Node:
         )
         if writer is None:  # pragma: no cover - a fresh creation timestamp is never known
             raise StoreError("the store already holds a bundle with this creation timestamp")
+        task = asyncio.ensure_future(self._store_file(writer, bundle, head, crc, path, size, now, klass))
+        return stamp, task
+
+    async def _store_file(
+        self,
+        writer: BundleWriter,
+        bundle: Bundle,
+        head: bytes,
+        crc: PayloadCRC,
+        path: Path,
+        size: int,
+        now: int,
+        klass: int | None,
+    ) -> None:
         try:
             await asyncio.to_thread(_copy_into, writer, head, path, size, crc)
             stored = writer.commit()
@@ -901,7 +939,7 @@ class Node:
             raise LocalError(f"{path}: cannot read the file to send: {exc.strerror}") from exc
         finally:
             writer.abort()  # no-op once committed
-        if stored is None:  # pragma: no cover - see above
+        if stored is None:  # pragma: no cover - see start_send_file
             raise StoreError("the store already holds a bundle with this creation timestamp")
         sid = stored.store_id
         self._external[sid] = _payload_block_start(decode_bundle_head(head))
@@ -911,7 +949,6 @@ class Node:
         finally:
             self._prestored = None
         await self.durable()
-        return stamp
 
     def pending_deliveries(self, endpoint: EID) -> int:
         """How many bundles wait for ``endpoint``."""

@@ -1316,13 +1316,13 @@ class BundleStore:
                 rows = conn.execute(
                     "DELETE FROM bundles WHERE expiry_ms <= ? RETURNING id, size, file", (now,)
                 ).fetchall()
-                conn.execute("DELETE FROM known WHERE expiry_ms <= ?", (now,))
+                forgotten = conn.execute("DELETE FROM known WHERE expiry_ms <= ?", (now,)).rowcount
                 gone = conn.execute(
                     "DELETE FROM quarantine WHERE expiry_ms <= ? RETURNING file", (now,)
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise self._fail("expiring bundles", exc) from exc
-            if self._known_keys:
+            if forgotten:  # the table mirrors the dict: rebuild it only when some expired
                 self._known_keys = {k: e for k, e in self._known_keys.items() if e > now}
             for sid, size, name in rows:
                 self._forget_row(sid)
