@@ -223,3 +223,18 @@ def test_decode_checks_security_rules() -> None:
 def test_out_of_range_integer_option_is_a_usage_error() -> None:
     r = run(*ENCODE, "--payload", "x", "--age", str(2**64))
     assert r.returncode == 2 and "Traceback" not in r.stderr.decode()
+
+
+def test_orbit_commands_are_listed_but_loaded_only_when_used() -> None:
+    """``proxima send`` must not pay for numpy and sgp4; ``proxima --help`` still lists them."""
+    import subprocess
+    import sys
+
+    code = "import sys, proxima.cli; print('numpy' in sys.modules, 'sgp4' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "links" in result.output and "overflights" in result.output
+    result = CliRunner().invoke(main, ["links", "--help"])
+    assert result.exit_code == 0 and "--mission" in result.output

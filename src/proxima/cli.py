@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import click
 
@@ -93,7 +93,43 @@ def _guard(func: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose orbit commands are imported when used: ``proxima send`` need not load numpy."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "where": "proxima.cli_sky:where",
+        "passes": "proxima.cli_sky:passes",
+        "overflights": "proxima.cli_links:overflights",
+        "links": "proxima.cli_links:links",
+    }
+
+    def _available(self) -> dict[str, str]:
+        import importlib.util
+
+        return {
+            name: target
+            for name, target in self.lazy.items()
+            if importlib.util.find_spec(target.split(":")[0]) is not None
+        }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._available()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        target = self._available().get(cmd_name) if command is None else None
+        if target is None:
+            return command
+        import importlib
+
+        module, name = target.split(":")
+        found = getattr(importlib.import_module(module), name)
+        if not isinstance(found, click.Command):  # pragma: no cover - a packaging mistake
+            raise TypeError(f"{target} is not a click command")
+        return found
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="proxima")
 def main() -> None:
     """Proxima: post to social networks from orbit over a delay-tolerant network."""
@@ -576,3 +612,4 @@ def ping_command(
             )
     if not result.received:
         _fail(f"no reply from {eid}")
+
