@@ -1,12 +1,15 @@
-"""Node throughput and latency: three proxima nodes in a chain on loopback over TCPCLv4.
+"""Node throughput and latency: proxima nodes in a chain on loopback over TCPCLv4 (three, or two).
 
-Run: ``.venv/bin/python bench/node.py [--quick] [--json] [--count N] [--batch N] [--sizes 10K 60K 10M 1G]``
+Run: ``.venv/bin/python bench/node.py [--quick] [--json] [--nodes 2|3] [--count N] [--batch N]
+[--sizes 10K 60K 10M 1G] [--file-threshold 64M]``
 
-The chain: ISS ``ipn:1.0`` -> relay ``ipn:2.0`` -> ground ``ipn:3.0``, each node its own process
-(``python -m proxima node run --config FILE``, configuration generated in a temporary directory),
-TCPCLv4 between them, persistence on (each node's SQLite store in that directory), application
-interfaces on free loopback ports. Every figure is end to end: from the first ``send`` into the
-ISS node's application interface to the last bundle read with ``recv`` from the ground node's.
+The chain: ISS ``ipn:1.0`` -> relay ``ipn:2.0`` -> ground ``ipn:3.0`` (``--nodes 3``, the
+default), or ISS ``ipn:1.0`` -> ground ``ipn:3.0`` directly (``--nodes 2``, the ISS dialling the
+ground, as ION's two-node figures), each node its own process (``python -m proxima node run
+--config FILE``, configuration generated in a temporary directory), TCPCLv4 between them,
+persistence on (each node's SQLite store in that directory), application interfaces on free
+loopback ports. Every figure is end to end: from the first ``send`` into the ISS node's
+application interface to the last bundle read with ``recv`` from the ground node's.
 
 Measured:
 
@@ -15,17 +18,29 @@ Measured:
    ``--batch`` bundles (default 64; 1: one ``send`` per bundle), and whether every bundle
    arrived exactly once (each payload carries its index);
 2. MB/s and Gbit/s for bundles of 10 KB, 60 KB, 10 MB and 1 GB (sizes binary: 1 KB = 1,024
-   payload bytes; rates decimal: 1 MB/s = 10^6 B/s), with the peak RSS of the relay process
-   (``VmHWM``, reset before each size through ``/proc/PID/clear_refs``), one ``send`` per
-   bundle. A payload the application interface cannot carry is reported "not measured" with
-   the reason;
+   payload bytes; rates decimal: 1 MB/s = 10^6 B/s), with the peak RSS of every node
+   (``VmHWM``, reset before each size through ``/proc/PID/clear_refs``); the table shows the
+   relay's (with two nodes, the ground's: there is no relay), and for 1 GB checks it against
+   the < 200 MB target. Sizes below ``--file-threshold`` (default 64M) go as attachments, one
+   ``send`` per bundle, each payload checked on arrival. Sizes from it up go through files:
+   one source file of that size is written in the temporary directory (1 MiB pieces of random
+   bytes), sent ``count`` times with ``NodeClient.send_file`` (2 outstanding; the node reads
+   the file itself), and received with ``recv(save_dir=...)`` (the node writes each payload to
+   a file); after the timing every received file is compared with the source piece by piece
+   and deleted, and exactly once is checked by (creation time, sequence number) of what
+   ``send_file`` answered. ``count`` there is about ``--volume`` bytes, at least 2 bundles
+   (``--quick``: 1), so 2 of 1 GB in a full run, 1 in a quick one. When the disk's free space
+   is less than 3x the worst case needed (the source file, each bundle in every node's store
+   at once and its received file), the size is reported "not measured: not enough disk". A
+   payload the application interface cannot carry is reported "not measured" with the reason;
 3. ping round trips ISS -> ground echo -> ISS (``NodeClient.ping``, interval 0), p50 and p99,
-   and for reference ISS -> relay echo (two nodes, as in ION's figure).
+   and with three nodes for reference ISS -> relay echo (two nodes, as in ION's figure).
 
 Printed side by side with NASA ION 4.1.3's figures, which are *quoted* from issue 3 (ION on the
 same kind of machine, two nodes on loopback), not measured here: ION is not installed.
 Targets: >= 10,000 1-KB bundles/s sustained over 100,000; >= 1.5 Gbit/s for bundles of 60 KB
 and more; relay peak memory < 200 MB while relaying a 1 GB bundle; ping p50 < 0.5 ms.
+``--json`` prints every record (each size says ``"via": "files"`` or ``"attachments"``).
 
 All node processes run in their own process groups (and die with this process through
 ``PR_SET_PDEATHSIG``); they are stopped and the temporary directory removed on exit, Ctrl-C or
@@ -68,6 +83,8 @@ GIB = 1024 * MIB
 HEADER = 16  # payload prefix: 8-byte run tag, 8-byte index
 APP_PAYLOAD_LIMIT = MAX_ATTACHMENT  # what NodeClient.send accepts (a binary attachment)
 STALL_S = 60.0  # a measurement is abandoned when nothing arrives for this long
+STALL_FILE_RATE = 4e6  # ... or, through files, for the time one bundle takes at 4 MB/s if longer
+FILE_PIECE = MIB  # the source file is written, and received files checked, in pieces this long
 START_TIMEOUT_S = 30.0
 
 TARGET_RATE_1K = 10_000
@@ -78,7 +95,7 @@ TARGET_PEAK_MB_1G = 200
 TARGET_PING_P50_MS = 0.5
 
 # NASA ION 4.1.3, two nodes on loopback, same kind of machine: quoted from issue 3, not measured.
-ION = {
+ION: dict[str, Any] = {
     "rate_1k_sustained": 4_500,  # TCP CL, sustained over 100,000 bundles
     "rate_1k_short": (6_700, 8_200),  # TCP CL, short runs
     "rate_1k_stcp": (3_800, 8_400),
@@ -90,6 +107,7 @@ ION = {
 
 ISS, RELAY, GROUND = "iss", "relay", "ground"
 NODE_IDS = {ISS: "ipn:1.0", RELAY: "ipn:2.0", GROUND: "ipn:3.0"}
+LABELS = {ISS: "ISS", RELAY: "relay", GROUND: "ground"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -111,8 +129,41 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def configs(app: dict[str, int], cl_relay: int, cl_ground: int) -> dict[str, str]:
-    """The three TOML configurations (store paths relative to each file)."""
+def configs(app: dict[str, int], cl_relay: int, cl_ground: int, nodes: int = 3) -> dict[str, str]:
+    """The TOML configurations (store paths relative to each file): three nodes ISS -> relay ->
+    ground, or with ``nodes`` 2 ISS -> ground directly (the ISS dials the ground)."""
+    if nodes == 2:
+        return {
+            ISS: f"""node_id = "ipn:1.0"
+[storage]
+path = "iss-store"
+[app]
+host = "127.0.0.1"
+port = {app[ISS]}
+[[neighbour]]
+node_id = "ipn:3.0"
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {cl_ground}
+[[route]]
+destination = "*"
+via = "ipn:3.0"
+""",
+            GROUND: f"""node_id = "ipn:3.0"
+[storage]
+path = "ground-store"
+[app]
+host = "127.0.0.1"
+port = {app[GROUND]}
+[[listen]]
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {cl_ground}
+[[route]]
+destination = "*"
+via = "ipn:1.0"
+""",
+        }
     return {
         ISS: f"""node_id = "ipn:1.0"
 [storage]
@@ -172,20 +223,27 @@ def _die_with_parent() -> None:
 
 
 class Chain:
-    """Three node processes; :meth:`stop` kills them all and removes the directory."""
+    """Three (or two) node processes; :meth:`stop` kills them all and removes the directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, nodes: int = 3) -> None:
+        self.nodes = nodes
+        self.names = [ISS, RELAY, GROUND] if nodes == 3 else [ISS, GROUND]
+        # The node whose peak memory the table shows: the relay, or the ground without one.
+        self.mem_node = RELAY if nodes == 3 else GROUND
         self.dir = Path(tempfile.mkdtemp(prefix="proxima-bench-node-"))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         ports = free_ports(5)
         self.app = {ISS: ports[0], RELAY: ports[1], GROUND: ports[2]}
         self.cl_relay, self.cl_ground = ports[3], ports[4]
 
+    def describe(self) -> str:
+        return " -> ".join(f"{LABELS[name]} {NODE_IDS[name]}" for name in self.names)
+
     def start(self) -> None:
         """Write the configurations, start ground, relay, then ISS; wait for each to be up."""
-        for name, text in configs(self.app, self.cl_relay, self.cl_ground).items():
+        for name, text in configs(self.app, self.cl_relay, self.cl_ground, self.nodes).items():
             (self.dir / f"{name}.toml").write_text(text, encoding="utf-8")
-        for name in (GROUND, RELAY, ISS):
+        for name in reversed(self.names):
             log = (self.dir / f"{name}.log").open("wb")
             try:
                 self.procs[name] = subprocess.Popen(
@@ -242,8 +300,11 @@ class Chain:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     async def wait_sessions(self) -> None:
-        """Wait until ISS-relay and relay-ground TCPCL sessions are up on both sides."""
-        want = {ISS: {"ipn:2.0"}, RELAY: {"ipn:1.0", "ipn:3.0"}, GROUND: {"ipn:2.0"}}
+        """Wait until ISS-relay and relay-ground (or ISS-ground) TCPCL sessions are up on both sides."""
+        if self.nodes == 2:
+            want = {ISS: {"ipn:3.0"}, GROUND: {"ipn:1.0"}}
+        else:
+            want = {ISS: {"ipn:2.0"}, RELAY: {"ipn:1.0", "ipn:3.0"}, GROUND: {"ipn:2.0"}}
         deadline = time.monotonic() + START_TIMEOUT_S
         for name, peers in want.items():
             async with await NodeClient.connect(port=self.app[name]) as c:
@@ -294,7 +355,7 @@ class Probe:
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
-        self.pids = {name: chain.pid(name) for name in (ISS, RELAY, GROUND)}
+        self.pids = {name: chain.pid(name) for name in chain.names}
         self.sampled: dict[str, int] = {}
         self.hwm_reset = False
         self._task: asyncio.Task[None] | None = None
@@ -428,12 +489,12 @@ async def stream(
         n_workers = window if batch == 1 else max(conns, -(-window // batch))
         workers = [asyncio.create_task(send_worker(senders[k % conns])) for k in range(n_workers)]
         try:
-            done = await asyncio.gather(*recv_tasks, *workers)
+            await asyncio.gather(*recv_tasks, *workers)
         except BaseException:
             for task in [*workers, *recv_tasks]:
                 task.cancel()
             raise
-        t_end = max(done[:n_ep])
+        t_end = max(task.result() for task in recv_tasks)
         # Anything more arriving now would be a duplicate (or a stray): look for a moment.
         extra = await asyncio.gather(
             *(r.recv(ep, count=0, timeout=1.0) for r, ep in zip(receivers, endpoints, strict=True))
@@ -442,7 +503,11 @@ async def stream(
             check(b)
     except TimeoutError:
         chain.check_alive()
-        return {"error": f"stalled: {got} of {count} bundles arrived, then nothing for {STALL_S:g} s"}
+        return {
+            "size": size,
+            "via": "attachments",
+            "error": f"stalled: {got} of {count} bundles arrived, then nothing for {STALL_S:g} s",
+        }
     finally:
         for c in [*receivers, *senders]:
             await c.close()
@@ -451,6 +516,7 @@ async def stream(
     tenths = [step / (b - a) for a, b in zip([t0, *marks], marks, strict=False) if b > a]
     return {
         "size": size,
+        "via": "attachments",
         "count": count,
         "window": window,
         "batch": batch,
@@ -477,6 +543,174 @@ def size_plan(size: int, volume: int, quick: bool) -> tuple[int, int]:
     return count, window
 
 
+def file_piece(base: bytes, k: int, size: int) -> bytes:
+    """Piece ``k`` (of :data:`FILE_PIECE` bytes) of the source file for bundles of ``size`` bytes:
+    ``base`` (random) with the piece's index in its first 8 bytes, cut short at the end."""
+    n = min(FILE_PIECE, size - k * FILE_PIECE)
+    return (k.to_bytes(8, "big") + base[8:])[:n]
+
+
+def write_source(path: Path, size: int) -> bytes:
+    """Write the source file, a piece at a time; the random base its pieces are made of."""
+    base = os.urandom(FILE_PIECE)
+    with path.open("wb") as f:
+        for k in range(-(-size // FILE_PIECE)):
+            f.write(file_piece(base, k, size))
+    return base
+
+
+def same_as_source(path: Path, base: bytes, size: int) -> bool:
+    """Whether the file at ``path`` holds exactly the source file's bytes (read piece by piece)."""
+    try:
+        if path.stat().st_size != size:
+            return False
+        with path.open("rb") as f:
+            for k in range(-(-size // FILE_PIECE)):
+                piece = file_piece(base, k, size)
+                if f.read(len(piece)) != piece:
+                    return False
+            return f.read(1) == b""
+    except OSError:
+        return False
+
+
+def file_plan(size: int, volume: int, quick: bool, nodes: int) -> tuple[int, int, int]:
+    """(bundles, outstanding sends, disk bytes needed) for a size sent through files: about
+    ``volume`` bytes, at least 2 bundles (``quick``: 1), 2 sends outstanding. The disk needed,
+    at worst: the source file, each bundle in every node's store at once and its received file."""
+    count = max(1 if quick else 2, min(20_000 if not quick else 4_000, volume // size))
+    return count, min(2, count), size * (1 + count * (nodes + 1))
+
+
+async def stream_files(chain: Chain, endpoint: str, size: int, count: int, window: int) -> dict[str, Any]:
+    """Send ``count`` bundles of ``size`` payload bytes ISS -> ground through files; time them,
+    then check them.
+
+    One source file of ``size`` bytes in the chain's directory is sent ``count`` times with
+    ``send_file`` (``window`` outstanding, over up to 2 connections); the ground node writes
+    each payload into a directory there (``recv`` with ``save_dir``). The time runs from the
+    first ``send_file`` to the last bundle's event. After it every received file is compared
+    with the source piece by piece and deleted; exactly once is checked by (creation time,
+    sequence number) against what ``send_file`` answered.
+    """
+    source = chain.dir / f"source-{size}.bin"
+    save_dir = chain.dir / f"received-{size}"
+    save_dir.mkdir(exist_ok=True)
+    try:
+        base = await asyncio.to_thread(write_source, source, size)
+        return await _stream_files(chain, endpoint, size, count, window, source, base, save_dir)
+    finally:  # whatever happened: give the disk back
+        source.unlink(missing_ok=True)
+        shutil.rmtree(save_dir, ignore_errors=True)
+
+
+async def _stream_files(
+    chain: Chain,
+    endpoint: str,
+    size: int,
+    count: int,
+    window: int,
+    source: Path,
+    base: bytes,
+    save_dir: Path,
+) -> dict[str, Any]:
+    stall = max(STALL_S, size / STALL_FILE_RATE)
+    conns = min(2, window)
+    receiver = await NodeClient.connect(port=chain.app[GROUND])
+    senders = [await NodeClient.connect(port=chain.app[ISS]) for _ in range(conns)]
+    sent: list[tuple[int, int]] = []
+    received: list[Received] = []
+    probe = Probe(chain)  # over the timed part only: not the source's writing nor the checks
+    try:
+        await receiver.register(endpoint)
+        indices = iter(range(count))
+        sent_done = 0.0
+
+        async def send_worker(client: NodeClient) -> None:
+            nonlocal sent_done
+            for _ in indices:  # shared by all workers
+                s = await client.send_file(endpoint, source)
+                sent.append((s.creation_time, s.sequence))
+            sent_done = time.perf_counter()
+
+        async def receive() -> float:
+            gen = receiver.recv_iter(endpoint, count=count, save_dir=save_dir)
+            async for b in _items(gen, stall):
+                received.append(b)
+            return time.perf_counter()
+
+        async with probe:
+            t0 = time.perf_counter()
+            recv_task = asyncio.create_task(receive())
+            workers = [asyncio.create_task(send_worker(senders[k % conns])) for k in range(window)]
+            try:
+                await asyncio.gather(recv_task, *workers)
+            except BaseException:
+                for task in [*workers, recv_task]:
+                    task.cancel()
+                raise
+            t_end = recv_task.result()
+            # Anything more arriving now would be a duplicate (or a stray): look for a moment.
+            received += await receiver.recv(endpoint, count=0, timeout=1.0, save_dir=save_dir)
+    except TimeoutError:
+        chain.check_alive()
+        return {
+            "size": size,
+            "via": "files",
+            "error": f"stalled: {len(received)} of {count} bundles arrived, then nothing for {stall:g} s",
+            **(probe.as_dict() if hasattr(probe, "peak_mb") else {}),
+        }
+    finally:
+        for c in [receiver, *senders]:
+            await c.close()
+
+    # After the timing: check each received file against the source, then delete it.
+    t_check = time.perf_counter()
+    wanted = set(sent)
+    seen: set[tuple[int, int]] = set()
+    dup = bad = 0
+    for b in received:
+        key = (b.creation_time, b.sequence)
+        if key in seen:
+            dup += 1
+            continue
+        ok = (
+            b.file is not None
+            and key in wanted
+            and b.endpoint == endpoint
+            and b.source == NODE_IDS[ISS]
+            and await asyncio.to_thread(same_as_source, Path(b.file), base, size)
+        )
+        if ok:
+            seen.add(key)
+        else:
+            bad += 1
+        if b.file is not None:
+            Path(b.file).unlink(missing_ok=True)
+    elapsed = t_end - t0
+    missing = len(wanted - seen)
+    return {
+        "size": size,
+        "via": "files",
+        "count": count,
+        "window": window,
+        "connections": conns,
+        "endpoints": [endpoint],
+        "seconds": round(elapsed, 3),
+        "bundles_per_s": count / elapsed,
+        "mb_per_s": count * size / elapsed / 1e6,
+        "gbit_per_s": count * size * 8 / elapsed / 1e9,
+        "accepted_by_iss_per_s": count / (sent_done - t0) if sent_done > t0 else None,
+        "received": len(received),
+        "missing": missing,
+        "duplicates": dup,
+        "corrupt_or_stray": bad,
+        "exactly_once": len(sent) == count and missing == 0 and dup == 0 and bad == 0,
+        "check_seconds": round(time.perf_counter() - t_check, 1),
+        **probe.as_dict(),
+    }
+
+
 async def ping(chain: Chain, to: str, count: int) -> dict[str, Any]:
     async with await NodeClient.connect(port=chain.app[ISS]) as c:
         await c.ping(to, count=20, size=64, timeout=5.0, interval=0)  # warm-up
@@ -486,21 +720,25 @@ async def ping(chain: Chain, to: str, count: int) -> dict[str, Any]:
 
 async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str, Any]:
     t_start = time.perf_counter()
-    log(f"starting three nodes in {chain.dir} ...")
+    log(f"starting {'three' if chain.nodes == 3 else 'two'} nodes in {chain.dir} ...")
     chain.start()
     await chain.wait_sessions()
-    log("nodes up: " + ", ".join(f"{name} pid {chain.pid(name)}" for name in (ISS, RELAY, GROUND)))
+    log("nodes up: " + ", ".join(f"{name} pid {chain.pid(name)}" for name in chain.names))
     log("sessions up; warming up")
     await stream(chain, ["ipn:3.5"], KIB, 2_000, 128, 2)
 
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"chain": {"nodes": chain.nodes, "path": chain.describe()}}
 
     def eps(first: int) -> list[str]:
         return [f"ipn:3.{first + k}" for k in range(args.endpoints)]
 
-    log(f"ping: {args.pings} round trips ISS -> ground echo -> ISS, then ISS -> relay echo")
+    log(
+        f"ping: {args.pings} round trips ISS -> ground echo -> ISS"
+        + (", then ISS -> relay echo" if chain.nodes == 3 else "")
+    )
     results["ping_ground"] = await ping(chain, "ipn:3.0", args.pings)
-    results["ping_relay"] = await ping(chain, "ipn:2.0", args.pings)
+    if chain.nodes == 3:
+        results["ping_relay"] = await ping(chain, "ipn:2.0", args.pings)
 
     how = "one send each" if args.batch == 1 else f"send_many batches of {args.batch}"
     log(f"1 KB: {args.count:,} bundles, {args.window} outstanding over {args.conns} connections, {how}")
@@ -513,10 +751,31 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
         if size < HEADER:
             results["sizes"].append({"size": size, "error": f"not measured: smaller than {HEADER} bytes"})
             continue
+        if size >= args.file_threshold:
+            count, window, needed = file_plan(size, args.volume, args.quick, chain.nodes)
+            free = shutil.disk_usage(chain.dir).free
+            if free < 3 * needed:
+                results["sizes"].append(
+                    {
+                        "size": size,
+                        "via": "files",
+                        "count": count,
+                        "not_measured": (
+                            f"not enough disk: {free / 1e9:.1f} GB free in {chain.dir.parent}, "
+                            f"less than 3 × the {needed / 1e9:.1f} GB {count} bundle(s) may need"
+                        ),
+                    }
+                )
+                log(f"{human(size)}: not measured (not enough disk)")
+                continue
+            log(f"{human(size)}: {count:,} bundle(s) through files, {window} outstanding send_file")
+            results["sizes"].append(await stream_files(chain, f"ipn:3.{200 + 10 * n}", size, count, window))
+            continue
         if size > APP_PAYLOAD_LIMIT:
             results["sizes"].append(
                 {
                     "size": size,
+                    "via": "attachments",
                     "not_measured": (
                         f"the application interface carries payloads of at most {APP_PAYLOAD_LIMIT:,} "
                         f"bytes (one binary attachment), so a {human(size)} bundle cannot enter the ISS "
@@ -622,6 +881,7 @@ def summarise(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, An
     }
     gbit_checks = []
     peak_1g: float | None = None
+    mem_node = RELAY if results["chain"]["nodes"] == 3 else GROUND
     for r in results["sizes"]:
         if r["size"] == 60 * KIB and "gbit_per_s" in r:
             s["gbit_60k"] = r["gbit_per_s"]
@@ -630,12 +890,15 @@ def summarise(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, An
         if r["size"] >= TARGET_GBITS_MIN_SIZE:
             ok = "gbit_per_s" in r and r["gbit_per_s"] >= TARGET_GBITS and r["exactly_once"]
             gbit_checks.append(None if "not_measured" in r else ok)
-        if r["size"] == GIB and "peak_rss_mb" in r:
-            peak_1g = r["peak_rss_mb"][RELAY]
+        if r["size"] == GIB and "peak_rss_mb" in r and "error" not in r:
+            peak_1g = r["peak_rss_mb"][mem_node]
     measured = [c for c in gbit_checks if c is not None]
     s["gbit_pass"] = bool(measured) and all(measured)
     s["gbit_sizes_not_measured"] = sum(1 for c in gbit_checks if c is None)
-    s["peak_1g_relay_mb"] = peak_1g
+    s["peak_1g_node"] = mem_node  # the relay; the ground with two nodes (no relay)
+    s["peak_1g_mb"] = peak_1g
+    if mem_node == RELAY:
+        s["peak_1g_relay_mb"] = peak_1g
     s["peak_1g_pass"] = None if peak_1g is None else peak_1g < TARGET_PEAK_MB_1G
     p50 = results["ping_ground"].get("p50_ms")
     s["ping_p50_ms"] = p50
@@ -649,12 +912,19 @@ def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else "PASS" if ok else "FAIL"
 
 
+def _per_s(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2f}"
+
+
 def _ratio(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}×"
 
 
 def print_report(report: dict[str, Any]) -> None:
     m, r, s = report["machine"], report["results"], report["summary"]
+    nodes = r["chain"]["nodes"]
+    mem = s["peak_1g_node"]  # the relay's peak memory; the ground's with two nodes (no relay)
+    mem_label = LABELS[mem] + ("" if mem == RELAY else " (no relay)")
     print()
     print(
         f"Machine: {m['cpu_model'] or 'unknown CPU'}, nproc {m['nproc']}, Python {m['python']}, "
@@ -665,8 +935,10 @@ def print_report(report: dict[str, Any]) -> None:
         f"{report['loadavg_before']} before, {report['loadavg_after']} after"
     )
     print(
-        "Chain: ISS ipn:1.0 -> relay ipn:2.0 -> ground ipn:3.0, one process each, TCPCLv4 on loopback, "
-        "SQLite stores on; end to end through the application interfaces."
+        f"Chain: {r['chain']['path']}"
+        + (" (two nodes, as ION's figures)" if nodes == 2 else "")
+        + ", one process each, TCPCLv4 on loopback, SQLite stores on; end to end through the "
+        "application interfaces."
     )
     print("ION 4.1.3 figures are QUOTED from issue 3 (two nodes, same kind of machine), NOT measured here:")
     print("ION is not installed on this machine.")
@@ -712,7 +984,7 @@ def print_report(report: dict[str, Any]) -> None:
             )
         )
     for x in r["sizes"]:
-        label = f"{human(x['size'])} bundles"
+        label = f"{human(x['size'])} bundles" + (" (files)" if x.get("via") == "files" else "")
         ion = f"2,400/s = {ION['gbits_60k']} Gbit/s" if x["size"] == 60 * KIB else "—"
         target = f"≥ {TARGET_GBITS} Gbit/s" if x["size"] >= TARGET_GBITS_MIN_SIZE else "—"
         if "not_measured" in x or "error" in x:
@@ -729,7 +1001,7 @@ def print_report(report: dict[str, Any]) -> None:
             if x["size"] == GIB:
                 rows.append(
                     (
-                        "relay peak RSS, 1 GB bundle",
+                        f"  {mem_label} peak RSS, 1 GB",
                         "not measured",
                         "—",
                         "—",
@@ -743,7 +1015,7 @@ def print_report(report: dict[str, Any]) -> None:
         rows.append(
             (
                 label,
-                f"{x['mb_per_s']:,.1f} MB/s = {x['gbit_per_s']:.3f} Gbit/s ({x['bundles_per_s']:,.0f}/s)"
+                f"{x['mb_per_s']:,.1f} MB/s = {x['gbit_per_s']:.3f} Gbit/s ({_per_s(x['bundles_per_s'])}/s)"
                 + ("" if x["exactly_once"] else " NOT exactly once"),
                 ion,
                 ratio,
@@ -751,18 +1023,19 @@ def print_report(report: dict[str, Any]) -> None:
                 _verdict(ok) if x["size"] >= TARGET_GBITS_MIN_SIZE else "—",
             )
         )
+        is_1g = x["size"] == GIB
         rows.append(
             (
-                f"  relay peak RSS, {human(x['size'])}",
-                f"{x['peak_rss_mb'][RELAY]:,.1f} MB",
+                f"  {mem_label} peak RSS, {human(x['size'])}",
+                f"{x['peak_rss_mb'][mem]:,.1f} MB",
                 "—",
                 "—",
-                "—",
-                "—",
+                f"< {TARGET_PEAK_MB_1G} MB" if is_1g else "—",
+                _verdict(s["peak_1g_pass"]) if is_1g else "—",
             )
         )
     pg = r["ping_ground"]
-    pr = r["ping_relay"]
+    pr = r.get("ping_relay")
     rows.append(
         (
             "ping ISS→ground echo p50 / p99",
@@ -773,16 +1046,17 @@ def print_report(report: dict[str, Any]) -> None:
             _verdict(s["ping_pass"]),
         )
     )
-    rows.append(
-        (
-            "  ping ISS→relay echo p50 / p99",
-            f"{pr['p50_ms']:.3f} / {pr['p99_ms']:.3f} ms" if pr.get("p50_ms") is not None else "no reply",
-            "(two nodes, as ION's)",
-            "—",
-            "—",
-            "—",
+    if pr is not None:  # three nodes only
+        rows.append(
+            (
+                "  ping ISS→relay echo p50 / p99",
+                f"{pr['p50_ms']:.3f} / {pr['p99_ms']:.3f} ms" if pr.get("p50_ms") is not None else "no reply",
+                "(two nodes, as ION's)",
+                "—",
+                "—",
+                "—",
+            )
         )
-    )
     head = ("measurement", "proxima (measured)", "ION 4.1.3 (quoted)", "proxima/ION", "target", "verdict")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(6)]
     line = "  ".join("{:<%d}" % w for w in widths)  # noqa: UP031
@@ -795,16 +1069,35 @@ def print_report(report: dict[str, Any]) -> None:
     for x in r["sizes"]:
         if "not_measured" in x:
             print(f"{human(x['size'])}: not measured: {x['not_measured']}.")
+    files = [x for x in r["sizes"] if x.get("via") == "files" and "seconds" in x]
+    if files:
+        print(
+            "(files): sent with send_file from one source file, received with recv(save_dir=...); "
+            "each received file checked against the source after the timing, then deleted:"
+        )
+        for x in files:
+            print(
+                f"  {human(x['size'])}: {x['count']} bundle(s), {x['window']} outstanding, "
+                f"{x['seconds']} s, "
+                + (
+                    "each exactly once and intact"
+                    if x["exactly_once"]
+                    else f"{x['missing']} missing, {x['duplicates']} dup, {x['corrupt_or_stray']} bad"
+                )
+                + f" (checked in {x['check_seconds']} s)"
+            )
     print()
     print("CPU use during each measurement (% of one core; 2 cores = 200 %) and peak RSS (MB):")
     for name, x in [("1 KB", r1), *((human(x["size"]), x) for x in r["sizes"])]:
         if "cpu_percent_of_one_core" not in x:
             continue
         cpu, peak = x["cpu_percent_of_one_core"], x["peak_rss_mb"]
+        names = [n for n in (ISS, RELAY, GROUND) if n in cpu]
         print(
-            f"  {name:>6}: ISS {cpu[ISS]:5.1f} %  relay {cpu[RELAY]:5.1f} %  ground {cpu[GROUND]:5.1f} %  "
-            f"bench client {cpu['client']:5.1f} %   peak RSS ISS {peak[ISS]:.0f}, relay {peak[RELAY]:.0f}, "
-            f"ground {peak[GROUND]:.0f}"
+            f"  {name:>6}: "
+            + "  ".join(f"{LABELS[n]} {cpu[n]:5.1f} %" for n in names)
+            + f"  bench client {cpu['client']:5.1f} %   peak RSS "
+            + ", ".join(f"{LABELS[n]} {peak[n]:.0f}" for n in names)
         )
     if "rate_per_tenth" in r1:
         print("1 KB rate per tenth of the run (/s): " + ", ".join(f"{v:,}" for v in r1["rate_per_tenth"]))
@@ -835,10 +1128,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="bundle payload sizes for the MB/s runs (default 10K 60K 10M 1G; K, M, G are binary)",
     )
     ap.add_argument(
+        "--nodes",
+        type=int,
+        choices=(2, 3),
+        default=3,
+        help="3: ISS -> relay -> ground (default); 2: ISS -> ground directly, as ION's figures",
+    )
+    ap.add_argument(
+        "--file-threshold",
+        type=parse_size,
+        default=64 * MIB,
+        metavar="SIZE",
+        help="sizes from this one up go through files: send_file and recv(save_dir=...) (default 64M)",
+    )
+    ap.add_argument(
         "--volume",
         type=parse_size,
         default=None,
-        help="payload bytes sent per size (default 256M; --quick 64M)",
+        help=(
+            "payload bytes sent per size (default 256M; --quick 64M; at least 8 bundles, through "
+            "files at least 2, --quick 1)"
+        ),
     )
     ap.add_argument("--window", type=int, default=256, help="outstanding 1-KB bundles (default 256)")
     ap.add_argument(
@@ -870,7 +1180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, _interrupt)
     before = loadavg()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    chain = Chain()
+    chain = Chain(args.nodes)
     try:
         results = asyncio.run(run_all(args, chain, log))
     except KeyboardInterrupt:
@@ -885,7 +1195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # let the clean-up finish
             signal.signal(sig, signal.SIG_IGN)
         chain.stop()
-    report = {
+    report: dict[str, Any] = {
         "date": date,
         "args": dict(vars(args)),
         "machine": machine(),

@@ -9,7 +9,24 @@ from pathlib import Path
 import pytest
 
 from proxima.bpv7 import EID, Bundle, PrimaryBlock, encode_bundle, payload_block
-from proxima.cla.tcpcl import TcpclConfig, XferRefuseReason
+from proxima.cla.tcpcl import (
+    SEGMENT_END,
+    SEGMENT_START,
+    MessageType,
+    MsgReject,
+    MsgRejectReason,
+    SessInit,
+    TcpclConfig,
+    XferAck,
+    XferRefuse,
+    XferRefuseReason,
+    XferSegment,
+    decode_contact_header,
+    decode_message,
+    encode_contact_header,
+    encode_message,
+)
+from proxima.errors import Incomplete
 from proxima.runtime.cla_drivers import TransferRefusedError, tcpcl_connect
 from proxima.runtime.config import ListenConfig, NodeConfig
 from proxima.runtime.links import IncomingBundle, Link
@@ -103,5 +120,116 @@ def test_garbage_peer_is_dropped_and_others_are_served(tmp_path: Path) -> None:
         await link.send(post(3))
         assert (await ground.take(POSTS, timeout=5)) is not None
         await link.close()
+
+    run_against_ground(tmp_path, body)
+
+
+class RawPeer:
+    """A hand-driven TCPCLv4 peer on a plain socket: it writes messages and reads the answers."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.buf = b""
+
+    @classmethod
+    async def open(cls, port: int, *, segment_mru: int = 1 << 20) -> RawPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        peer = cls(reader, writer)
+        writer.write(encode_contact_header())
+        writer.write(encode_message(SessInit(0, segment_mru, 1 << 30, "ipn:9.0")))
+        header = await reader.readexactly(6)
+        decode_contact_header(header)
+        init = await peer.next_message()
+        assert isinstance(init, SessInit)
+        peer.server_init = init
+        return peer
+
+    async def next_message(self, timeout: float = 5.0) -> object:
+        while True:
+            try:
+                message, used = decode_message(self.buf)
+            except Incomplete:
+                chunk = await asyncio.wait_for(self.reader.read(65536), timeout)
+                if not chunk:
+                    return None
+                self.buf += chunk
+                continue
+            self.buf = self.buf[used:]
+            return message
+
+    def send(self, *messages: object) -> None:
+        for m in messages:
+            self.writer.write(encode_message(m))  # type: ignore[arg-type]
+
+    async def outcome(self, transfer_id: int) -> object:
+        """The final answer to a transfer: its XFER_REFUSE or its last XFER_ACK (segment
+        acknowledgements on the way are skipped)."""
+        while True:
+            message = await self.next_message()
+            if isinstance(message, XferRefuse) and message.transfer_id == transfer_id:
+                return message
+            if (
+                isinstance(message, XferAck)
+                and message.transfer_id == transfer_id
+                and message.flags & SEGMENT_END
+            ):
+                return message
+            if message is None:
+                return None
+
+
+def test_a_segment_over_our_segment_mru_is_rejected_and_its_transfer_refused(tmp_path: Path) -> None:
+    """RFC 9174 §5.1.2/§5.2.4: MSG_REJECT "Message Unsupported", XFER_REFUSE "Not Acceptable";
+    nothing is stored, and the same session then carries a good bundle."""
+
+    async def body(ground: Node, port: int) -> None:
+        peer = await RawPeer.open(port)
+        mru = peer.server_init.segment_mru  # type: ignore[attr-defined]
+        bundle = post(1, size=mru + 100)
+        peer.send(XferSegment(SEGMENT_START | SEGMENT_END, 7, bundle))
+        seen = [await peer.next_message(), await peer.next_message()]
+        assert MsgReject(MsgRejectReason.UNSUPPORTED, MessageType.XFER_SEGMENT) in seen
+        assert XferRefuse(XferRefuseReason.NOT_ACCEPTABLE, 7) in seen
+        assert ground.store is not None and len(ground.store) == 0
+        good = post(2)
+        peer.send(XferSegment(SEGMENT_START | SEGMENT_END, 8, good))
+        assert await peer.outcome(8) == XferAck(SEGMENT_START | SEGMENT_END, 8, len(good))
+        assert (await ground.take(POSTS, timeout=5)) is not None
+        peer.writer.close()
+
+    run_against_ground(tmp_path, body)
+
+
+def test_a_truncated_transfer_stores_nothing_and_other_peers_are_served(tmp_path: Path) -> None:
+    """A transfer whose END never comes (the peer vanishes mid-bundle), and one whose bytes end
+    before the bundle does, leave nothing stored; another peer goes on being served."""
+
+    async def body(ground: Node, port: int) -> None:
+        whole = post(3, size=5000)
+        # 1. The peer sends half a bundle and goes away.
+        peer = await RawPeer.open(port)
+        peer.send(XferSegment(SEGMENT_START, 1, whole[:2500]))
+        await peer.writer.drain()
+        peer.writer.transport.abort()
+        # 2. The peer says END after half a bundle: the bytes are not a whole bundle.
+        peer2 = await RawPeer.open(port)
+        peer2.send(XferSegment(SEGMENT_START, 1, whole[:1000]), XferSegment(SEGMENT_END, 1, whole[1000:2500]))
+        assert await peer2.outcome(1) == XferRefuse(XferRefuseReason.NOT_ACCEPTABLE, 1)
+        # 3. A well-behaved peer, meanwhile, is served (and so is peer2, on the same session).
+        link = await tcpcl_connect("127.0.0.1", port, TcpclConfig(node_id="ipn:8.0"), NullSink())
+        await link.send(post(4))
+        peer2.send(XferSegment(SEGMENT_START | SEGMENT_END, 2, post(5)))
+        assert isinstance(await peer2.outcome(2), XferAck)
+        sequences = []
+        for _ in range(2):
+            d = await ground.take(POSTS, timeout=5)
+            assert d is not None
+            sequences.append(d.bundle.primary.sequence)
+            await ground.ack(POSTS, d.store_id)
+        assert sorted(sequences) == [4, 5]
+        await asyncio.sleep(0.1)
+        assert ground.store is not None and len(ground.store) == 0  # nothing of sequence 3
+        await link.close()
+        peer2.writer.close()
 
     run_against_ground(tmp_path, body)
