@@ -56,6 +56,7 @@ class Net:
         self.stored: dict[EID, dict[int, Persist]] = {e: {} for e in self.agents}
         self.unpersisted: dict[EID, list[Unpersist]] = {e: [] for e in self.agents}
         self.up: set[tuple[EID, EID]] = set()
+        self.now = T0
 
     def apply(self, node: EID, actions: list[Action]) -> None:
         for a in actions:
@@ -66,8 +67,11 @@ class Net:
                 self.unpersisted[node].append(a)
             else:
                 self.delivered[node].append(a)
+                if a.report:  # the application takes it at once
+                    self.apply(node, self.agents[node].report_delivered(a.bundle, self.now))
 
     def link(self, a: EID, b: EID, now: int) -> None:
+        self.now = now
         self.up |= {(a, b), (b, a)}
         self.apply(a, self.agents[a].link_up(b, now))
         self.apply(b, self.agents[b].link_up(a, now))
@@ -79,6 +83,7 @@ class Net:
 
     def run(self, now: int, delay: int = 0) -> int:
         """Move every sendable bundle over the up links until nothing moves; returns the count."""
+        self.now = now + delay
         moved = 0
         progress = True
         while progress:

@@ -11,8 +11,8 @@ import pytest
 from proxima.bpv7 import EID, Bundle, PrimaryBlock, encode_bundle, payload_block
 from proxima.errors import BundleError, ConfigError
 from proxima.runtime.config import NodeConfig, RouteConfig, load_config, parse_config
-from proxima.runtime.node import Node
 from proxima.runtime.links import SplicedBundle
+from proxima.runtime.node import Node
 
 ISS, RELAY, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:2.0"), EID.parse("ipn:3.0")
 POSTS = EID.parse("ipn:3.7")
@@ -315,5 +315,52 @@ def test_restart_applies_what_rerouting_decides(tmp_path: Path) -> None:
         iss = make(tmp_path, ISS, clock)  # the route is gone: deleted (no known route) at open
         assert iss.status()["stored"]["bundles"] == 0
         await iss.stop()
+
+    asyncio.run(main())
+
+
+def test_the_delivery_report_leaves_when_the_application_takes_the_bundle(tmp_path: Path) -> None:
+    """RFC 9171 §5.7: delivered means handed to the application, not queued for it. A bundle
+    waiting across a restart of the ground node still gets its report when finally taken."""
+    from proxima.bpv7 import BundleFlag
+    from proxima.bpv7.admin import status_report_of
+
+    replies = EID.parse("ipn:1.9")
+
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, endpoints=(replies,), routes=(RouteConfig("*", GROUND),))
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,), routes=(RouteConfig("*", ISS),))
+        connect(iss, ground)
+        for text in (b"first", b"second"):
+            await iss.send(POSTS, text, report_to=replies, flags=int(BundleFlag.REPORT_DELIVERY))
+        await settle()
+        assert iss.pending_deliveries(replies) == 0  # queued on the ground is not delivered
+        d = await ground.take(POSTS, timeout=1)
+        assert d is not None and d.bundle.payload == b"first"
+        await ground.ack(POSTS, d.store_id)
+        await settle()
+        report = await iss.take(replies, timeout=1)
+        assert report is not None
+        info = status_report_of(report.bundle)
+        assert info.delivered.asserted and not info.received.asserted
+        assert info.sequence == d.bundle.primary.sequence
+        await iss.ack(replies, report.store_id)
+        # The second waits while the ground node restarts; its report still comes once taken.
+        await ground.stop()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,), routes=(RouteConfig("*", ISS),))
+        connect(iss, ground)
+        await settle()
+        assert iss.pending_deliveries(replies) == 0
+        d = await ground.take(POSTS, timeout=1)
+        assert d is not None and d.bundle.payload == b"second"
+        await ground.ack(POSTS, d.store_id)
+        await settle()
+        report = await iss.take(replies, timeout=1)
+        assert report is not None
+        info = status_report_of(report.bundle)
+        assert info.delivered.asserted and info.sequence == d.bundle.primary.sequence
+        for n in (iss, ground):
+            await n.stop()
 
     asyncio.run(main())

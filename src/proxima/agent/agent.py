@@ -99,12 +99,18 @@ class Unpersist(NamedTuple):
 class Deliver(NamedTuple):
     """Hand ``bundle`` (complete, reassembled if it was fragmented) to the application registered
     on ``endpoint``. ``identity`` and ``expiry_ms`` let the runtime remember the delivery so a
-    retransmitted copy is never delivered twice, even after a restart."""
+    retransmitted copy is never delivered twice, even after a restart.
+
+    ``report`` says the bundle asks for a delivery status report: the runtime calls
+    :meth:`BundleAgent.report_delivered` once the application actually has it (RFC 9171 §5.7),
+    which may be long after, when the application takes its bundles.
+    """
 
     endpoint: EID
     bundle: Bundle
     identity: Identity
     expiry_ms: int
+    report: bool = False
 
 
 class Transmit(NamedTuple):
@@ -521,22 +527,28 @@ class BundleAgent:
             keys = [k for k in self._fragments.pop(fkey) if k in self._held]
             expiry = max((self._held[k].expiry_ms for k in keys), default=held.expiry_ms)
             identity = whole.id
-            actions.append(Deliver(p.destination, whole, identity, expiry))
+            report = bool(whole.primary.flags & _REPORT_DELIVERY)
+            actions.append(Deliver(p.destination, whole, identity, expiry, report))
             self._delivered[identity] = expiry
             for k in keys:
                 h = self._held[k]
                 self._delivered[h.identity] = h.expiry_ms
                 self._forget(h, 0, actions)
             self.counters.delivered += 1
-            if whole.primary.flags & _REPORT_DELIVERY:
-                self._report(whole, now_ms, actions, delivered=True)
             return
-        actions.append(Deliver(p.destination, bundle, held.identity, held.expiry_ms))
+        report = bool(p.flags & _REPORT_DELIVERY)
+        actions.append(Deliver(p.destination, bundle, held.identity, held.expiry_ms, report))
         self._delivered[held.identity] = held.expiry_ms
         self._forget(held, 0, actions)
         self.counters.delivered += 1
-        if p.flags & _REPORT_DELIVERY:
+
+    def report_delivered(self, bundle: Bundle, now_ms: int) -> list[Action]:
+        """The application has taken ``bundle`` (a :class:`Deliver` with ``report``): send the
+        delivery status report it asked for."""
+        actions: list[Action] = []
+        if bundle.primary.flags & _REPORT_DELIVERY:
             self._report(bundle, now_ms, actions, delivered=True)
+        return actions
 
     # -- forwarding ----------------------------------------------------------------------------
 

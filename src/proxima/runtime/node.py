@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Delivery", "Node", "dtn_now_ms"]
 
 DTN_EPOCH_UNIX_MS: Final = 946_684_800_000
+_REPORT_DELIVERY: Final = int(BundleFlag.REPORT_DELIVERY)
 _STAMP_TIME: Final = "agent.creation_time"
 _STAMP_SEQ: Final = "agent.sequence"
 RETRY_DELAY: Final = 0.5
@@ -250,6 +251,8 @@ class Node:
         self._received: tuple[Bundle, bytes] | None = None
         self._prestored: tuple[Bundle, int] | None = None  # a large bundle the store already has
         self._external: dict[int, int] = {}  # store id -> its payload block's offset in the file
+        # deliveries whose bundle asked for a delivery report, sent when the application has it
+        self._report_on_ack: dict[int, Bundle] = {}
         self._cached: dict[int, Bundle] = {}  # store id -> the decoded bundle waiting for delivery
         self._cached_bytes = 0
         self._arrived = asyncio.Event()
@@ -468,9 +471,11 @@ class Node:
             elif isinstance(a, Deliver):
                 sid = None if merged is None else merged.get(a.identity)
                 if sid is None:
-                    self._deliver(a)
+                    sid = self._deliver(a)
                 else:
                     self._queue_delivery(a.endpoint, sid, a.bundle)
+                if a.report and sid is not None:
+                    self._report_on_ack[sid] = Bundle(a.bundle.primary, ())
         self._work.set()
 
     def _queue_delivery(self, endpoint: EID, sid: int, bundle: Bundle | None) -> None:
@@ -485,7 +490,7 @@ class Node:
         if bundle is not None:
             self._cached_bytes -= len(bundle.payload)
 
-    def _deliver(self, a: Deliver) -> None:
+    def _deliver(self, a: Deliver) -> int | None:
         store = self._require_store()
         found = store.find(a.identity)
         if found is not None:
@@ -505,9 +510,10 @@ class Node:
                 state=BundleState.DELIVERING,
             )
             if stored is None:
-                return
+                return None
             sid = stored.store_id
         self._queue_delivery(a.endpoint, sid, a.bundle)
+        return sid
 
     def _require_store(self) -> BundleStore:
         if self.store is None:
@@ -1002,15 +1008,24 @@ class Node:
         store = self._require_store()
         located = store.file_of(sid)
         if located is None or located[1] <= STREAM_THRESHOLD:
-            return decode_bundle(store.get(sid)), None
+            bundle = decode_bundle(store.get(sid))
+            self._note_report(sid, bundle)
+            return bundle, None
         try:
             head = self._stored_head(sid)
         except OSError as exc:
             raise StoreError(f"bundle {sid}: cannot read its file: {exc.strerror}") from exc
         if head is None:  # pragma: no cover - located in a file just above
             raise StoreError(f"bundle {sid} has no file")
+        self._note_report(sid, Bundle(head.primary, ()))
         payload = PayloadFile(located[0], head.payload_offset, head.payload_length)
         return Bundle(head.primary, head.blocks), payload
+
+    def _note_report(self, sid: int, bundle: Bundle) -> None:
+        """A delivery read back from the store (after a restart): remember whether it asked
+        for a delivery report."""
+        if bundle.primary.flags & _REPORT_DELIVERY and sid not in self._report_on_ack:
+            self._report_on_ack[sid] = Bundle(bundle.primary, ())
 
     def _forget_delivery(self, endpoint: EID, store_id: int) -> None:
         queue = self._deliveries.get(endpoint, [])
@@ -1021,6 +1036,9 @@ class Node:
         self._uncache(store_id)
         self._external.pop(store_id, None)
         self._require_store().remove(store_id, RemoveReason.DELIVERED)
+        subject = self._report_on_ack.pop(store_id, None)
+        if subject is not None:  # the application has it now: that is delivery (RFC 9171 §5.7)
+            self._apply(self.agent.report_delivered(subject, self.clock()))
 
     def ack(self, endpoint: EID, store_id: int) -> asyncio.Future[None]:
         """The application has the bundle: forget it, remembering its identity."""
