@@ -290,8 +290,15 @@ class TcpclLink(asyncio.Protocol):
         if self._finished or self._ending:
             raise LinkClosedError(f"TCPCL session with {self._peer} is closed or ending")
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._queue.append((memoryview(data) if isinstance(data, bytes) else data, fut))
-        if not self._pump_scheduled:
+        queue = self._queue
+        idle = not queue and self._current is None and not self._pump_scheduled
+        queue.append((memoryview(data) if isinstance(data, bytes) else data, fut))
+        if idle and not self._write_paused:
+            # A lone bundle leaves now (a ping, a post) instead of after the rest of this loop
+            # turn; those queued behind it in the same turn go out together at the next pump.
+            self._pump_scheduled = True
+            self._pump()
+        elif not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
         return fut

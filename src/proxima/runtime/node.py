@@ -362,7 +362,9 @@ class Node:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         if not self._flush_waiters:
-            loop.call_soon(self._flush)
+            # One turn later: what this turn woke (a sender forwarding the bundle, an echo) goes
+            # first, so the commit is not on a bundle's way through the node, only before its ack.
+            loop.call_soon(loop.call_soon, self._flush)
         self._flush_waiters.append(fut)
         return fut
 
