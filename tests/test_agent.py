@@ -419,3 +419,49 @@ def test_originating_a_large_bundle_in_two_steps() -> None:
     # the timestamp is never reused by a later send
     b2, _ = iss.send(POSTS, b"x", now_ms=T0)
     assert (b2.primary.creation_time, b2.primary.sequence) == (T0, 1)
+
+
+class BookingRouter:
+    """A router that books volume: records what the agent frees, and sends to the first of
+    ``hops`` that is not closed."""
+
+    def __init__(self, hops: list[EID]) -> None:
+        self.hops = hops
+        self.closed: set[EID] = set()
+        self.sizes: list[int | None] = []
+        self.released: list[tuple[EID, int]] = []
+
+    def route(self, bundle: Bundle, now_ms: int, size: int | None = None) -> Route:
+        self.sizes.append(size)
+        return Route(tuple(h for h in self.hops if h not in self.closed))
+
+    def release(self, peer: EID, size: int, now_ms: int) -> bool:
+        self.released.append((peer, size))
+        return True
+
+    def link_up(self, peer: EID, now_ms: int) -> None:
+        pass
+
+    def link_down(self, peer: EID, now_ms: int) -> None:
+        pass
+
+
+def test_a_contact_that_ends_sends_its_queued_bundles_elsewhere_and_frees_their_volume() -> None:
+    router = BookingRouter([RELAY, GROUND])
+    iss = BundleAgent(ISS, router)
+    sizes = []
+    for n in (10, 3000):
+        bundle, _ = iss.send(POSTS, bytes(n), now_ms=T0)
+        sizes.append(len(encode_bundle(bundle)))
+    # the router was told each bundle's size, close to its real encoding
+    assert all(s is not None and abs(s - real) < 64 for s, real in zip(router.sizes, sizes, strict=True))
+    assert iss.queued(RELAY) == 2
+    in_flight = iss.next_to_send(RELAY, T0)
+    assert in_flight is not None
+    router.closed.add(RELAY)  # the contact with the relay is over
+    assert iss.requeue(RELAY, T0 + 1) == []
+    assert iss.queued(RELAY) == 0 and iss.queued(GROUND) == 1  # the queued one, not the one in flight
+    assert [peer for peer, _ in router.released] == [RELAY]
+    iss.transmit_failed(in_flight.key, T0 + 2)  # the one in flight comes back too
+    assert iss.queued(GROUND) == 2
+    assert [peer for peer, _ in router.released] == [RELAY, RELAY]

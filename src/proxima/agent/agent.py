@@ -157,7 +157,17 @@ class AgentCounters:
 class _Held:
     """A bundle the agent is responsible for."""
 
-    __slots__ = ("bundle", "expiry_ms", "external", "identity", "key", "klass", "peer", "received_ms")
+    __slots__ = (
+        "bundle",
+        "expiry_ms",
+        "external",
+        "identity",
+        "key",
+        "klass",
+        "peer",
+        "received_ms",
+        "size",
+    )
 
     def __init__(
         self,
@@ -177,6 +187,7 @@ class _Held:
         self.received_ms = received_ms
         self.external = external  # the payload stays in the runtime's store, not in ``bundle``
         self.peer: EID | None = None  # the next hop it is queued for, or in flight to
+        self.size = 0  # its encoded size (estimated), for routers that book contact volume
 
 
 def expiry_of(bundle: Bundle, received_ms: int) -> int:
@@ -186,6 +197,15 @@ def expiry_of(bundle: Bundle, received_ms: int) -> int:
         return p.creation_time + p.lifetime
     age = bundle_age_of(bundle) or 0
     return received_ms - age + p.lifetime
+
+
+def encoded_size(bundle: Bundle, payload_length: int | None = None) -> int:
+    """About how many bytes ``bundle`` takes on the wire (within a few tens of bytes): for the
+    volume a contact has left. ``payload_length`` for a payload kept outside ``bundle``."""
+    size = 48 + sum(len(b.data) + 12 for b in bundle.blocks)
+    if payload_length is not None:
+        size += payload_length
+    return size
 
 
 def default_class(bundle: Bundle, payload_length: int | None = None) -> int:
@@ -477,6 +497,7 @@ class BundleAgent:
             now_ms,
             payload_length is not None,
         )
+        held.size = encoded_size(bundle, payload_length)
         self._held[key] = held
         self._by_identity[held.identity] = key
         return held
@@ -497,7 +518,7 @@ class BundleAgent:
         if hops is not None and hops[1] + 1 > hops[0]:
             self._delete(held, now_ms, Reason.HOP_LIMIT_EXCEEDED, actions)
             return
-        route = self.router.route(held.bundle, now_ms)
+        route = self.router.route(held.bundle, now_ms, held.size)
         for peer in route.next_hops:
             self._enqueue(held, peer)
             return
@@ -663,9 +684,29 @@ class BundleAgent:
         actions: list[Action] = []
         held = self._held.get(key)
         if held is not None:
-            held.peer = None
+            self._unroute(held, now_ms)
             self._place(held, now_ms, actions)
         return actions
+
+    def requeue(self, peer: EID, now_ms: int) -> list[Action]:
+        """The contact with ``peer`` is over: route again every bundle still queued for it (those
+        in flight come back through :meth:`transmitted` or :meth:`transmit_failed`)."""
+        peer = peer.node_id
+        actions: list[Action] = []
+        queue = self._queues.pop(peer, [])
+        for _, _, key in sorted(queue):
+            held = self._held.get(key)
+            if held is not None and held.peer == peer:
+                self._unroute(held, now_ms)
+                self._place(held, now_ms, actions)
+        return actions
+
+    def _unroute(self, held: _Held, now_ms: int) -> None:
+        """Free what routing booked for ``held`` on its next hop."""
+        peer, held.peer = held.peer, None
+        release = getattr(self.router, "release", None)
+        if peer is not None and release is not None:
+            release(peer, held.size, now_ms)
 
     # -- expiry and deletion -------------------------------------------------------------------
 

@@ -32,10 +32,16 @@ class Route(NamedTuple):
 
 
 class Router(Protocol):
-    """What the agent needs from a routing algorithm."""
+    """What the agent needs from a routing algorithm.
 
-    def route(self, bundle: Bundle, now_ms: int) -> Route:
-        """Where ``bundle`` should go next, at DTN time ``now_ms``."""
+    A router that books capacity (contact graph routing) may also offer
+    ``release(peer, size, now_ms)``: the agent calls it when a bundle routed to ``peer`` goes
+    back to be routed again (a failed send, a contact that ended), so its volume is freed.
+    """
+
+    def route(self, bundle: Bundle, now_ms: int, size: int | None = None) -> Route:
+        """Where ``bundle`` should go next, at DTN time ``now_ms``; ``size`` is its encoded size
+        in bytes when the agent knows it."""
         ...
 
     def link_up(self, peer: EID, now_ms: int) -> None:
@@ -94,7 +100,7 @@ class StaticRouter:
         self.neighbours.add(via.node_id)
         self.routes.append(StaticRoute(pattern, via.node_id))
 
-    def route(self, bundle: Bundle, now_ms: int) -> Route:
+    def route(self, bundle: Bundle, now_ms: int, size: int | None = None) -> Route:
         """The neighbour owning the destination, else the first matching route's next hop."""
         dest = bundle.primary.destination.node_id
         if dest in self.neighbours:

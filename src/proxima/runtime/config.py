@@ -27,19 +27,44 @@ Example::
     [[route]]
     destination = "ipn:3.*"        # *, an EID, ipn:N.*, dtn://node/*
     via = "ipn:3.0"
+
+Instead of static routes, a contact plan (contact graph routing: links to neighbours are opened
+when a contact starts and closed when it ends)::
+
+    [contact_plan]
+    file = "plan.rc"               # relative to the configuration file
+    format = "ion"                 # ion, ud3tn or hdtn (default: .json is hdtn, else ion)
+    epoch = "2026-03-11T00:00:00Z" # what "+0" means in the plan (default: when the node starts)
+
+and a mission clock, for demonstrations and tests that run a plan faster than real time::
+
+    [clock]
+    start = "2026-03-11T00:00:00Z" # the mission time when the node starts (default: now)
+    speed = 60.0                   # mission seconds per real second (default 1)
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from proxima.bpv7.eid import EID
 from proxima.errors import ConfigError, InvalidEndpointID
 
-__all__ = ["AppConfig", "ListenConfig", "NeighbourConfig", "NodeConfig", "RouteConfig", "load_config"]
+__all__ = [
+    "AppConfig",
+    "ClockConfig",
+    "ContactPlanConfig",
+    "ListenConfig",
+    "NeighbourConfig",
+    "NodeConfig",
+    "RouteConfig",
+    "load_config",
+]
 
 CLAS = ("tcpcl", "mtcp", "stcp", "udp")
 
@@ -84,6 +109,24 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
+class ContactPlanConfig:
+    """A contact plan file: routing by contact graph, links opened during contacts only."""
+
+    path: Path
+    format: str = "ion"
+    epoch_unix: float | None = None
+    """What relative times in the plan count from (Unix seconds); None: when the node starts."""
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """The node's mission clock: ``start_unix`` at start (None: real time), ``speed`` × real time."""
+
+    start_unix: float | None = None
+    speed: float = 1.0
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """A node: identity, endpoints, storage, listeners, neighbours and routes."""
 
@@ -98,6 +141,21 @@ class NodeConfig:
     keepalive: int = 15
     segment_mru: int = 1_000_000
     transfer_mru: int = 2_000_000_000
+    contact_plan: ContactPlanConfig | None = None
+    clock: ClockConfig = field(default_factory=ClockConfig)
+
+
+def _iso(reader: _Reader, key: str) -> float | None:
+    text = reader.get(key, str, None)
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{reader.where(key)}: not an ISO 8601 time: {text!r}") from exc
+    if when.tzinfo is None:
+        raise ConfigError(f"{reader.where(key)}: give a time zone (e.g. 2026-03-11T00:00:00Z)")
+    return when.timestamp()
 
 
 class _Reader:
@@ -162,7 +220,10 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     base = base or Path()
     r = _Reader(source, doc)
-    r.unknown({"node_id", "endpoints", "storage", "app", "listen", "neighbour", "route", "tcpcl"})
+    r.unknown(
+        {"node_id", "endpoints", "storage", "app", "listen", "neighbour", "route", "tcpcl"}
+        | {"contact_plan", "clock"}
+    )
     node_id = r.eid("node_id")
     if node_id.is_none or node_id != node_id.node_id:
         raise ConfigError(f"{r.where('node_id')} must be a node ID (ipn:N.0 or dtn://name/), not {node_id}")
@@ -216,6 +277,24 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     for t in r.tables("route"):
         t.unknown({"destination", "via"})
         routes.append(RouteConfig(t.get("destination", str), t.eid("via").node_id))
+    plan = None
+    if "contact_plan" in doc:
+        cp = _Reader(source, r.get("contact_plan", dict), "contact_plan.")
+        cp.unknown({"file", "format", "epoch"})
+        plan_path = base / cp.get("file", str)
+        fmt = cp.get("format", str, "hdtn" if plan_path.suffix == ".json" else "ion")
+        if fmt not in ("ion", "ud3tn", "hdtn"):
+            raise ConfigError(f"{cp.where('format')} must be ion, ud3tn or hdtn, not {fmt!r}")
+        if routes:
+            raise ConfigError(f"{r.where('route')}: static routes and a contact plan exclude each other")
+        plan = ContactPlanConfig(plan_path, fmt, _iso(cp, "epoch"))
+    ck = _Reader(source, r.get("clock", dict, {}), "clock.")
+    ck.unknown({"start", "speed"})
+    speed = ck.table.get("speed", 1.0)
+    number = isinstance(speed, int | float) and not isinstance(speed, bool)
+    if not number or not (math.isfinite(speed) and speed > 0):
+        raise ConfigError(f"{ck.where('speed')} must be a number above 0, not {speed}")
+    clock = ClockConfig(_iso(ck, "start"), float(speed))
     return NodeConfig(
         node_id=node_id,
         store_path=store_path,
@@ -228,6 +307,8 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         keepalive=tcpcl.get("keepalive", int, 15),
         segment_mru=tcpcl.get("segment_mru", int, 1_000_000),
         transfer_mru=tcpcl.get("transfer_mru", int, 2_000_000_000),
+        contact_plan=plan,
+        clock=clock,
     )
 
 

@@ -22,7 +22,8 @@ from proxima.agent.routing import StaticRouter
 from proxima.bpv7.bundle import Bundle, BundleFlag, decode_bundle
 from proxima.bpv7.eid import DTN_NONE, EID
 from proxima.bpv7.stream import BundleHead, PayloadCRC, decode_bundle_head
-from proxima.errors import BundleError, Incomplete, LocalError, ProximaError, StoreError
+from proxima.errors import BundleError, ConfigError, Incomplete, LocalError, ProximaError, StoreError
+from proxima.routing.router import ContactGraphRouter
 from proxima.runtime.links import SplicedBundle
 from proxima.runtime.store import BundleState, BundleStore, RemoveReason
 
@@ -65,6 +66,20 @@ log = logging.getLogger("proxima.node")
 def dtn_now_ms() -> int:
     """The current DTN time: milliseconds since 2000-01-01T00:00:00Z."""
     return time.time_ns() // 1_000_000 - DTN_EPOCH_UNIX_MS
+
+
+def mission_clock(start_unix: float | None, speed: float) -> Callable[[], int]:
+    """A DTN clock that reads ``start_unix`` now and runs ``speed`` times faster than real time
+    (a plan of days played in minutes); with no start and speed 1, the real clock."""
+    if start_unix is None and speed == 1.0:
+        return dtn_now_ms
+    real0 = time.monotonic()
+    start_ms = dtn_now_ms() if start_unix is None else round(start_unix * 1000) - DTN_EPOCH_UNIX_MS
+
+    def now() -> int:
+        return start_ms + round((time.monotonic() - real0) * 1000 * speed)
+
+    return now
 
 
 class PayloadFile:
@@ -235,14 +250,18 @@ class _Incoming:
 class Node:
     """A DTN node. ``clock`` returns DTN ms (a test passes a virtual one)."""
 
-    def __init__(self, config: NodeConfig, *, clock: Callable[[], int] = dtn_now_ms) -> None:
+    def __init__(self, config: NodeConfig, *, clock: Callable[[], int] | None = None) -> None:
         self.config = config
-        self.clock = clock
-        self.router = StaticRouter(
-            [n.node_id for n in config.neighbours],
-        )
-        for r in config.routes:
-            self.router.add_route(r.destination, r.via)
+        self.clock = mission_clock(config.clock.start_unix, config.clock.speed) if clock is None else clock
+        self.plan_router: ContactGraphRouter | None = None
+        router: StaticRouter | ContactGraphRouter
+        if config.contact_plan is None:
+            router = StaticRouter([n.node_id for n in config.neighbours])
+            for r in config.routes:
+                router.add_route(r.destination, r.via)
+        else:
+            router = self.plan_router = _load_plan(config, self.clock())
+        self.router = router
         self.store: BundleStore | None = None
         self.agent = BundleAgent(config.node_id, self.router, endpoints=config.endpoints)
         self._sid: dict[int, int] = {}  # agent key -> store id
@@ -329,8 +348,11 @@ class Node:
 
         for lc in self.config.listen:
             self._servers.append(await transports.listen(lc, self))
-        for nc in self.config.neighbours:
-            self._tasks.append(asyncio.create_task(self._dial(nc)))
+        if self.plan_router is None:
+            for nc in self.config.neighbours:
+                self._tasks.append(asyncio.create_task(self._dial(nc)))
+        else:
+            self._tasks.append(asyncio.create_task(self._contact_loop(self.plan_router)))
         self._tasks.append(asyncio.create_task(self._expiry_loop()))
 
     async def stop(self) -> None:
@@ -787,6 +809,37 @@ class Node:
             await self._closed_event(link).wait()
             self._closed.pop(id(link), None)
 
+    async def _contact_loop(self, router: ContactGraphRouter) -> None:
+        """Follow the contact plan: dial each configured neighbour while a contact to it lasts,
+        close the links at its end and route again what was queued for it."""
+        dialers: dict[EID, asyncio.Task[None]] = {}
+        by_peer = {nc.node_id: nc for nc in self.config.neighbours}
+        try:
+            while True:
+                now = self.clock()
+                wanted = set(router.peers_in_contact(now))
+                for peer in wanted - dialers.keys():
+                    nc = by_peer.get(peer)
+                    if nc is not None:
+                        dialers[peer] = asyncio.create_task(self._dial(nc))
+                for peer in set(by_peer) - wanted:
+                    task = dialers.pop(peer, None)
+                    if task is not None:
+                        task.cancel()
+                    for link in [lk for lk in self._links if lk.peer == peer]:
+                        with contextlib.suppress(Exception):
+                            await link.close()
+                    self._apply(self.agent.requeue(peer, self.clock()))
+                change = router.next_contact_change(now)
+                if change is None:
+                    await asyncio.Event().wait()  # no more contacts: nothing left to follow
+                    continue
+                speed = self.config.clock.speed
+                await asyncio.sleep(max(0.0, (change - self.clock()) / 1000 / speed) + 0.001)
+        finally:
+            for task in dialers.values():
+                task.cancel()
+
     async def _expiry_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -1067,6 +1120,28 @@ class Node:
             "peers_up": sorted(str(p) for p in self.agent.links_up),
             "counters": self.agent.counters.as_dict(),
         }
+
+
+def _load_plan(config: NodeConfig, now_ms: int) -> ContactGraphRouter:
+    """The contact graph router for the node's contact plan file."""
+    from proxima.routing import formats
+
+    cp = config.contact_plan
+    if cp is None:  # pragma: no cover - only called with a plan
+        raise LocalError("the node has no contact plan")
+    try:
+        text = cp.path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{cp.path}: cannot read the contact plan: {exc.strerror}") from exc
+    epoch = now_ms if cp.epoch_unix is None else round(cp.epoch_unix * 1000) - DTN_EPOCH_UNIX_MS
+    source = str(cp.path)
+    if cp.format == "ion":
+        plan = formats.read_ion(text, epoch_ms=epoch, source=source)
+    elif cp.format == "hdtn":
+        plan = formats.read_hdtn(text, epoch_ms=epoch, source=source)
+    else:
+        plan = formats.read_ud3tn(text, local=config.node_id, source=source)
+    return ContactGraphRouter(plan.plan, config.node_id, nodes=plan.nodes)
 
 
 def _close_spliced(data: SplicedBundle, fut: asyncio.Future[None]) -> None:
