@@ -101,6 +101,8 @@ class _LazyGroup(click.Group):
         "passes": "proxima.cli_sky:passes",
         "overflights": "proxima.cli_links:overflights",
         "links": "proxima.cli_links:links",
+        "plan": "proxima.cli_routing:plan",
+        "route": "proxima.cli_routing:route",
     }
 
     def _available(self) -> dict[str, str]:
