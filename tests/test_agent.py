@@ -465,3 +465,34 @@ def test_a_contact_that_ends_sends_its_queued_bundles_elsewhere_and_frees_their_
     iss.transmit_failed(in_flight.key, T0 + 2)  # the one in flight comes back too
     assert iss.queued(GROUND) == 2
     assert [peer for peer, _ in router.released] == [RELAY, RELAY]
+
+
+def test_a_bundle_larger_than_any_contact_is_split_to_fit_and_reassembled_on_arrival() -> None:
+    """Proactive fragmentation: the first pass can carry 10 kB, the next 100 kB; a 30 kB post
+    goes as fragments (the first sized to the first pass), and the ground delivers it whole."""
+    from proxima.routing.contacts import Contact, ContactPlan
+    from proxima.routing.router import ContactGraphRouter
+
+    s = 1000
+    plan = ContactPlan(
+        (
+            Contact(1, 3, T0, T0 + 10 * s, 1000.0),
+            Contact(1, 3, T0 + 20 * s, T0 + 120 * s, 1000.0),
+        )
+    )
+    iss = BundleAgent(ISS, ContactGraphRouter(plan, ISS))
+    ground = BundleAgent(GROUND, StaticRouter(), endpoints=(POSTS,))
+    payload = bytes(range(256)) * 120  # 30,720 bytes
+    _, actions = iss.send(POSTS, payload, now_ms=T0)
+    assert iss.counters.fragmented == 1
+    persisted = [a for a in actions if isinstance(a, Persist)]
+    assert len(persisted) >= 3 and any(isinstance(a, Unpersist) for a in actions)
+    sizes = [len(a.data) for a in persisted[1:] if a.data is not None]  # the fragments' encodings
+    assert max(sizes) <= 10_000
+    delivered: list[Deliver] = []
+    iss.link_up(GROUND, T0)
+    while (t := iss.next_to_send(GROUND, T0 + 30 * s)) is not None:
+        delivered += [a for a in ground.receive(t.data, now_ms=T0 + 31 * s) if isinstance(a, Deliver)]
+        iss.transmitted(t.key, T0 + 31 * s)
+    assert [d.bundle.payload for d in delivered] == [payload]
+    assert iss.held() == 0

@@ -37,7 +37,7 @@ from proxima.bpv7.bundle import (
     process_unknown_blocks,
 )
 from proxima.bpv7.eid import DTN_NONE, EID
-from proxima.bpv7.fragment import Reassembler
+from proxima.bpv7.fragment import Reassembler, fragment_to_fit
 from proxima.bpv7.stream import PayloadCRC, encode_bundle_head
 from proxima.errors import BundleError, Incomplete, LocalError, ProximaError
 
@@ -139,6 +139,7 @@ class AgentCounters:
         "delivered",
         "duplicates",
         "forwarded",
+        "fragmented",
         "invalid",
         "originated",
         "received",
@@ -148,6 +149,7 @@ class AgentCounters:
     def __init__(self) -> None:
         self.received = self.delivered = self.forwarded = self.deleted = 0
         self.duplicates = self.invalid = self.originated = self.reports_sent = 0
+        self.fragmented = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name."""
@@ -364,6 +366,7 @@ class BundleAgent:
         self.counters.originated += 1
         actions: list[Action] = []
         held = self._hold(bundle, now_ms, klass)
+        held.size = len(data)
         actions.append(self._persist_action(held, data))
         self._place(held, now_ms, actions)
         return bundle, actions
@@ -519,6 +522,12 @@ class BundleAgent:
             self._delete(held, now_ms, Reason.HOP_LIMIT_EXCEEDED, actions)
             return
         route = self.router.route(held.bundle, now_ms, held.size)
+        if route.fragment_bytes is not None:
+            if self._fragment(held, route.fragment_bytes, now_ms, actions):
+                return
+            book = getattr(self.router, "book", None)
+            if route.next_hops and book is not None:  # not split after all: book it whole
+                book(route.next_hops[0], held.size, now_ms)
         for peer in route.next_hops:
             self._enqueue(held, peer)
             return
@@ -526,6 +535,32 @@ class BundleAgent:
             self._waiting.add(held.key)
         else:
             self._delete(held, now_ms, Reason.NO_KNOWN_ROUTE, actions)
+
+    def _fragment(self, held: _Held, max_bytes: int, now_ms: int, actions: list[Action]) -> bool:
+        """Proactive fragmentation (RFC 9171 §5.8): replace ``held`` by fragments of at most
+        ``max_bytes`` each, routed one by one; False when it cannot or must not be split."""
+        flags = held.bundle.primary.flags
+        if held.external or flags & (_MUST_NOT_FRAGMENT | _ADMIN_RECORD):
+            return False
+        try:
+            pieces = fragment_to_fit(held.bundle, max_bytes)
+        except ProximaError:
+            return False
+        if len(pieces) < 2:
+            return False
+        placed: list[_Held] = []
+        for piece in pieces:
+            data = encode_bundle(piece, check=False)
+            part = self._hold(piece, now_ms, held.klass)
+            part.size = len(data)
+            part.received_ms, part.expiry_ms = held.received_ms, held.expiry_ms
+            actions.append(self._persist_action(part, data))
+            placed.append(part)
+        self.counters.fragmented += 1
+        self._forget(held, 0, actions)
+        for part in placed:
+            self._place(part, now_ms, actions)
+        return True
 
     def _enqueue(self, held: _Held, peer: EID) -> None:
         held.peer = peer

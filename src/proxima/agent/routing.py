@@ -25,10 +25,13 @@ class Route(NamedTuple):
 
     An empty ``next_hops`` with ``keep`` means "no link now, but one may come: hold the bundle";
     without ``keep`` it means "no known route" and the agent deletes the bundle (reason 6).
+    ``fragment_bytes`` says a route exists but carries at most that many bytes: the agent splits
+    the bundle (proactive fragmentation) into fragments that size, each routed on its own.
     """
 
     next_hops: tuple[EID, ...]
     keep: bool = True
+    fragment_bytes: int | None = None
 
 
 class Router(Protocol):

@@ -13,7 +13,7 @@ changes, when one of its routes has ended, or when none of them can carry the bu
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from proxima.agent.agent import expiry_of
 from proxima.agent.routing import Route
@@ -42,6 +42,11 @@ def estimated_size(bundle: Bundle, payload_length: int | None = None) -> int:
         size += _BLOCK_OVERHEAD + len(b.data)
     payload = len(bundle.payload) if payload_length is None else payload_length
     return size + _BLOCK_OVERHEAD + payload
+
+
+MIN_FRAGMENT_BYTES: Final = 4096
+"""Below this much room on the best route a bundle waits for a later contact instead of being
+split: fragments smaller than this would be mostly headers."""
 
 
 class ContactGraphRouter:
@@ -123,19 +128,42 @@ class ContactGraphRouter:
         if dest == self.local:
             return Route((), keep=True)
         nbytes = estimated_size(bundle) if size is None else size
-        chosen = self.routes_for(dest, now_ms, size=nbytes, expiry_ms=expiry_of(bundle, now_ms))
-        if not chosen:
-            return Route((), keep=False)
-        best = chosen[0]
-        if self.hold_until_contact and best.from_ms > now_ms:
-            return Route((), keep=True)
-        self._graph.book(best.contacts[0], nbytes)
+        expiry = expiry_of(bundle, now_ms)
+        split = self._split_size(dest, now_ms, nbytes, expiry) if nbytes > MIN_FRAGMENT_BYTES else None
+        chosen = self.routes_for(dest, now_ms, size=nbytes, expiry_ms=expiry)
         hops: list[EID] = []
         for r in chosen:
             eid = self.nodes.eid(r.next_node)
             if eid not in hops:
                 hops.append(eid)
+        if split is not None:
+            # Nothing booked: the agent splits the bundle (each fragment is routed, and booked,
+            # on its own), or, if it must not, books it whole on the first hop (see book()).
+            return Route(tuple(hops), keep=True, fragment_bytes=split)
+        if not chosen:
+            # no route for the whole bundle: wait if some route exists at all (its contacts
+            # may free up), else there is none
+            return Route((), keep=bool(self.routes_for(dest, now_ms, size=0, expiry_ms=expiry)))
+        best = chosen[0]
+        if self.hold_until_contact and best.from_ms > now_ms:
+            return Route((), keep=True)
+        self._graph.book(best.contacts[0], nbytes)
         return Route(tuple(hops))
+
+    def _split_size(self, dest: int, now_ms: int, size: int, expiry_ms: int) -> int | None:
+        """Anticipatory fragmentation: when the earliest route to ``dest`` has room for part of
+        a ``size``-byte bundle only (at least :data:`MIN_FRAGMENT_BYTES`), that room; else None.
+
+        Sending that part now and the rest on later contacts delivers the whole sooner than
+        waiting for a contact large enough for all of it.
+        """
+        earliest = self.routes_for(dest, now_ms, size=0, expiry_ms=expiry_ms)
+        if not earliest:
+            return None
+        room = min(self._graph.residual_bytes(i, now_ms) for i in earliest[0].contacts)
+        if MIN_FRAGMENT_BYTES <= room < size:
+            return int(room)
+        return None
 
     def link_up(self, peer: EID, now_ms: int) -> None:
         """Note the link is up (routing follows the plan, not the links)."""
