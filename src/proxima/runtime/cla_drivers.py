@@ -216,6 +216,7 @@ class TcpclLink(asyncio.Protocol):
         self._gate = _ReadGate()
         self._service_scheduled = False
         self._pump_scheduled = False
+        self._burst = False  # a bundle was sent at once this loop turn: the next ones wait
         self._queue: deque[tuple[memoryview | SplicedBundle, asyncio.Future[None]]] = deque()
         # the transfer being sent and its next offset
         self._current: tuple[int, memoryview | SplicedBundle, int] | None = None
@@ -291,17 +292,23 @@ class TcpclLink(asyncio.Protocol):
             raise LinkClosedError(f"TCPCL session with {self._peer} is closed or ending")
         fut: asyncio.Future[None] = self._loop.create_future()
         queue = self._queue
-        idle = not queue and self._current is None and not self._pump_scheduled
+        idle = not queue and self._current is None and not self._pump_scheduled and not self._burst
         queue.append((memoryview(data) if isinstance(data, bytes) else data, fut))
         if idle and not self._write_paused:
-            # A lone bundle leaves now (a ping, a post) instead of after the rest of this loop
-            # turn; those queued behind it in the same turn go out together at the next pump.
+            # The first bundle of a loop turn leaves now (a ping, a post) instead of after the
+            # rest of the turn; those queued behind it in the same turn go out together at the
+            # next pump, in one write.
+            self._burst = True
+            self._loop.call_soon(self._end_burst)
             self._pump_scheduled = True
             self._pump()
         elif not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
         return fut
+
+    def _end_burst(self) -> None:
+        self._burst = False
 
     async def close(self, reason: int = SessTermReason.UNKNOWN) -> None:
         """End the session with SESS_TERM; transfers in progress may finish. Returns once closed."""
