@@ -103,6 +103,7 @@ class _LazyGroup(click.Group):
         "links": "proxima.cli_links:links",
         "plan": "proxima.cli_routing:plan",
         "route": "proxima.cli_routing:route",
+        "simulate": "proxima.cli_sim:simulate",
     }
 
     def _available(self) -> dict[str, str]:
