@@ -134,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=6.0, help="time per measurement (default 6)")
     ap.add_argument("--seed", type=int, default=2026, help="random seed of the plan and queries")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--no-simulator", action="store_true", help="skip the simulator's speed")
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
@@ -197,6 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target_queries_per_s": 1000,
         "machine": machine(),
     }
+    if not args.no_simulator:
+        # The simulator's speed on the 7-day Proxima scenario (bench/simulate.py has more).
+        import simulate
+
+        scenario = simulate.load_scenario()
+        report["simulator"] = simulate.measure(scenario, end_to_end=False, repeats=3)
+        report["simulator"]["target_mission_s_per_s"] = simulate.TARGET
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -224,6 +232,13 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"{name:32} {r[key + '_per_s']:>10,} {r[key + '_per_s_best']:>10,} {r[count]:>9,}")
     computed = r["warm_route_lists_computed"]
     print(f"warm: {computed} route lists computed; target {r['target_queries_per_s']:,}/s")
+    sim = r.get("simulator")
+    if sim is not None:
+        print(
+            f"simulator, 7-day Proxima scenario: {sim['mission_s_per_s']:,} mission-seconds per second "
+            f"({sim['wall_s']} s for {sim['mission_s']:,.0f} s, {sim['events']:,} events); "
+            f"target {sim['target_mission_s_per_s']:,.0f}"
+        )
 
 
 if __name__ == "__main__":
