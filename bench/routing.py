@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cold_med, cold_best, cold_n = rate(cold, args.seconds)
     cold3_med, cold3_best, cold3_n = rate(cold3, args.seconds)
     warm_med, warm_best, warm_n = rate(warm, args.seconds)
-    report = {
+    report: dict[str, Any] = {
         "plan": {
             "nodes": 50,
             "contacts": len(plan),
@@ -202,9 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The simulator's speed on the 7-day Proxima scenario (bench/simulate.py has more).
         import simulate
 
-        scenario = simulate.load_scenario()
-        report["simulator"] = simulate.measure(scenario, end_to_end=False, repeats=3)
-        report["simulator"]["target_mission_s_per_s"] = simulate.TARGET
+        from proxima.runtime.scenario import load_scenario
+
+        sim: dict[str, Any] = simulate.measure(load_scenario(), end_to_end=False, repeats=3)
+        sim["target_mission_s_per_s"] = simulate.TARGET
+        report["simulator"] = sim
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
