@@ -201,7 +201,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_simulator:
         # The simulator's speed on the 7-day Proxima scenario (bench/simulate.py has more).
         import simulate
-
         from proxima.runtime.scenario import load_scenario
 
         sim: dict[str, Any] = simulate.measure(load_scenario(), end_to_end=False, repeats=3)
