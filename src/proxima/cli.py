@@ -104,6 +104,8 @@ class _LazyGroup(click.Group):
         "plan": "proxima.cli_routing:plan",
         "route": "proxima.cli_routing:route",
         "simulate": "proxima.cli_sim:simulate",
+        "keys": "proxima.cli_outreach:keys",
+        "verify": "proxima.cli_outreach:verify",
     }
 
     def _available(self) -> dict[str, str]:
@@ -615,4 +617,3 @@ def ping_command(
             )
     if not result.received:
         _fail(f"no reply from {eid}")
-

@@ -7,13 +7,20 @@ Every error Proxima raises on purpose is a :class:`ProximaError`, and says whose
     │   │                       a bundle that breaks a rule before it is ever sent)
     │   ├── InvalidEndpointID   an endpoint ID given as text or value is malformed
     │   ├── ConfigError         a configuration file or value is wrong (names the file and key)
+    │   │   └── KeyFileError    a key or keyring file is missing, unreadable, too open or not Ed25519
     │   ├── StoreError          the local bundle store refuses or fails (full, corrupt, closed)
+    │   ├── PostError           a crew post as drafted breaks a rule (``field`` names it: "text[fr]:
+    │   │                       5012 characters, at most 5000")
     │   └── OrbitInputError     an orbit computation was asked something invalid (a latitude of 91°,
     │                           a time too far from the elements' epoch, no elements at all)
     └── RemoteError             data that came from outside is wrong (a peer, a file, a socket)
         ├── Incomplete          the bytes stop before the item ends: feed more, then try again
         ├── ElementsError       orbital elements read from a file are wrong (``source``, ``line``,
         │                       ``field`` say where: "iss.tle line 2: checksum is 7, ...")
+        ├── EnvelopeError       a received post envelope, media part or signed post is malformed
+        │                       (``field`` names the field)
+        ├── VerificationError   provenance fails: unknown signer, bad signature, doctored media...
+        │                       (``failure`` says which)
         └── ProtocolError       the bytes break a protocol rule; ``reason`` is the wire reason code
             ├── BundleError     RFC 9171: the bundle is invalid (``reason`` is a status report code)
             │   ├── CRCError    a block's CRC does not match the received bytes
@@ -33,15 +40,19 @@ __all__ = [
     "ConfigError",
     "ConvergenceLayerError",
     "ElementsError",
+    "EnvelopeError",
     "Incomplete",
     "InvalidEndpointID",
+    "KeyFileError",
     "LocalError",
     "OrbitInputError",
+    "PostError",
     "ProtocolError",
     "ProximaError",
     "RemoteError",
     "SecurityError",
     "StoreError",
+    "VerificationError",
 ]
 
 
@@ -153,3 +164,40 @@ class ElementsError(RemoteError):
         self.source = source
         self.line = line
         self.field = field
+
+
+class PostError(LocalError, ValueError):
+    """A crew post as drafted breaks a rule (too long, bad language tag, too many media...).
+
+    ``field`` names the field concerned (``"text[fr]"``, ``"media[0].sha256"``); the message
+    starts with it so a one-line report says what to fix.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message if field is None else f"{field}: {message}")
+        self.field = field
+
+
+class KeyFileError(ConfigError):
+    """A key or keyring file is missing, unreadable, too open, or holds no Ed25519 key of the right kind."""
+
+
+class EnvelopeError(RemoteError):
+    """A received post envelope, media part or signed post is malformed; ``field`` names the field."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message if field is None else f"{field}: {message}")
+        self.field = field
+
+
+class VerificationError(RemoteError):
+    """A post or a media file fails provenance checks.
+
+    ``failure`` is a short stable word for machines: ``"unknown_signer"``, ``"bad_signature"``
+    (the signed bytes were altered, or another key signed them), ``"media_mismatch"`` (a doctored
+    file), ``"media_not_listed"``, ``"code_mismatch"`` (a verification code of another post).
+    """
+
+    def __init__(self, message: str, *, failure: str) -> None:
+        super().__init__(message)
+        self.failure = failure
