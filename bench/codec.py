@@ -32,8 +32,6 @@ import gc
 import importlib.metadata
 import importlib.util
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from pyd3tn import bundle7 as p7
 from pyd3tn.helpers import DTN_EPOCH
 
+import benchinfo
 from proxima.bpv7 import (
     DTN_NONE,
     EID,
@@ -196,28 +195,10 @@ def pyd3tn_parse_and_check(raw: bytes) -> None:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    cbor2_c = importlib.util.find_spec("_cbor2") is not None
     return {
-        "nproc": nproc,
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
+        **benchinfo.machine(),
         "cbor2": importlib.metadata.version("cbor2"),
-        "cbor2_c_extension": cbor2_c,
+        "cbor2_c_extension": importlib.util.find_spec("_cbor2") is not None,
         "fastcrc": importlib.metadata.version("fastcrc"),
         "pyd3tn": importlib.metadata.version("pyd3tn"),
     }

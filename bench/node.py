@@ -57,7 +57,6 @@ import importlib.metadata
 import itertools
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -70,6 +69,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import benchinfo
 from proxima.client import MAX_ATTACHMENT, NodeClient
 
 if TYPE_CHECKING:
@@ -838,21 +838,8 @@ def git_commit() -> str:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
     return {
-        "nproc": nproc,
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **benchinfo.machine(),
         "sqlite": sqlite3.sqlite_version,
         "proxima": importlib.metadata.version("proxima"),
         "commit": git_commit(),

@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import benchinfo  # noqa: E402
 import orbit_reference as ref  # noqa: E402
 from proxima.orbit.elements import Elements, format_tle  # noqa: E402
 from proxima.orbit.passes import PassTable, find_passes  # noqa: E402
@@ -50,23 +51,12 @@ TWILIGHT = -6.0
 
 def machine() -> dict[str, Any]:
     """CPU model, core count, OS and library versions."""
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     import sgp4
     import skyfield
 
     return {
-        "cpu_model": model,
-        "nproc": os.cpu_count() or 0,
+        **benchinfo.machine(),
         "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(),
         "numpy": np.__version__,
         "sgp4": sgp4.__version__,
         "skyfield": skyfield.__version__,

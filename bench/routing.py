@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import benchinfo
 from proxima.bpv7 import EID, Bundle, PrimaryBlock, payload_block
 from proxima.routing import Contact, ContactGraph, ContactGraphRouter, ContactPlan, Range
 
@@ -107,26 +106,7 @@ def rate(fn: Callable[[int], int], seconds: float, repeats: int = 5) -> tuple[fl
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    return {
-        "nproc": nproc,
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-    }
+    return benchinfo.machine()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,13 +23,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import benchinfo
 from proxima.runtime.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -40,26 +39,7 @@ TARGET = 10_000.0
 
 def machine() -> dict[str, Any]:
     """The CPU, Python and OS the figures come from."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    return {
-        "nproc": nproc,
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-    }
+    return benchinfo.machine()
 
 
 def scaled(scenario: Scenario, k: int) -> Scenario:

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
@@ -33,6 +33,7 @@ from proxima.bpv7 import (
     payload_block,
 )
 from proxima.bpv7.bpsec import check_security
+from proxima.cli_support import fail, guard
 from proxima.client import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -49,7 +50,6 @@ from proxima.client import (
 from proxima.errors import CRCError, LocalError, ProximaError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from proxima.runtime.config import NodeConfig
 
@@ -65,32 +65,11 @@ def dtn_now_ms() -> int:
     return time.time_ns() // 1_000_000 - DTN_EPOCH_UNIX * 1000
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 def _eid(value: str, option: str) -> EID:
     try:
         return EID.parse(value)
     except ProximaError as exc:
-        _fail(f"{option}: {exc}")
-
-
-def _guard(func: Callable[..., None]) -> Callable[..., None]:
-    """Turn Proxima's errors into a one-line message and exit status 1."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            func(*args, **kwargs)
-        except ProximaError as exc:
-            _fail(str(exc))
-        except OSError as exc:
-            _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
+        fail(f"{option}: {exc}")
 
 
 class _LazyGroup(click.Group):
@@ -183,7 +162,7 @@ def bundle() -> None:
 )
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="Output file.")
 @click.option("--hex", "as_hex", is_flag=True, help="Write the bundle as hexadecimal text.")
-@_guard
+@guard
 def bundle_encode(
     source: str,
     destination: str,
@@ -201,7 +180,7 @@ def bundle_encode(
 ) -> None:
     """Write one bundle."""
     if (payload is None) == (payload_file is None):
-        _fail("give exactly one of --payload and --payload-file", 2)
+        fail("give exactly one of --payload and --payload-file", 2)
     if payload is not None:
         data = os.fsencode(payload)
     elif payload_file == "-":
@@ -249,7 +228,7 @@ def bundle_encode(
     is_flag=True,
     help="Also require a primary block CRC unless a BIB covers it (RFC 9171 §4.3.1).",
 )
-@_guard
+@guard
 def bundle_decode(file: str, as_hex: bool, as_json: bool, strict: bool) -> None:
     """Check and describe one bundle (from FILE, or standard input)."""
     raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
@@ -328,7 +307,7 @@ def node_group() -> None:
     type=click.Path(dir_okay=False),
     help="The node's TOML configuration file.",
 )
-@_guard
+@guard
 def node_run(config_path: str) -> None:
     """Run a node until SIGINT or SIGTERM, then stop it cleanly."""
     from proxima.runtime.config import load_config
@@ -374,7 +353,7 @@ def _plural(n: int, noun: str) -> str:
 @node_group.command("status")
 @_node_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard
 def node_status(node: tuple[str, int], as_json: bool) -> None:
     """Counters, stored bundles, links and sessions of a running node."""
     status = status_sync(*node)
@@ -429,7 +408,7 @@ def node_status(node: tuple[str, int], as_json: bool) -> None:
     help="Lifetime in seconds (default: one day).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard
 def send_command(
     node: tuple[str, int],
     to: str,
@@ -440,7 +419,7 @@ def send_command(
 ) -> None:
     """Send one bundle through a running node; returns once the node has stored it."""
     if (payload is None) == (file is None):
-        _fail("give exactly one of --payload and --file", 2)
+        fail("give exactly one of --payload and --file", 2)
     destination = _eid(to, "--to")
     if payload is not None or file == "-":
         data = os.fsencode(payload) if payload is not None else sys.stdin.buffer.read()
@@ -452,7 +431,7 @@ def send_command(
         try:
             size = path.stat().st_size
         except OSError as exc:
-            _fail(f"--file: {path}: {exc.strerror}")
+            fail(f"--file: {path}: {exc.strerror}")
         sent = send_file_sync(*node, destination, path, lifetime=lifetime)
     if as_json:
         click.echo(
@@ -489,7 +468,7 @@ def send_command(
     help="Write each payload to a file here (named SOURCE-CREATED-SEQ.bin) instead of printing it.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per bundle.")
-@_guard
+@guard
 def recv_command(
     node: tuple[str, int],
     endpoint: str,
@@ -535,7 +514,7 @@ def recv_command(
     got = recv_sync(*node, eid, count, timeout, on_bundle=show, save_dir=directory)
     if count and len(got) < count:
         wanted = f"received {len(got)} of {count} bundle{'s' if count != 1 else ''}"
-        _fail(
+        fail(
             f"timed out after {timeout:g} s: {wanted}" if timeout is not None else f"the node ended: {wanted}"
         )
 
@@ -560,7 +539,7 @@ def recv_command(
     "--interval", type=click.FloatRange(0), default=1.0, show_default=True, help="Seconds between bundles."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
-@_guard
+@guard
 def ping_command(
     target: str, node: tuple[str, int], count: int, size: int, timeout: float, interval: float, as_json: bool
 ) -> None:
@@ -571,7 +550,7 @@ def ping_command(
     try:
         echo = echo_endpoint(eid)
     except ProximaError as exc:
-        _fail(f"EID: {exc}")
+        fail(f"EID: {exc}")
 
     def show(r: PingReply) -> None:
         if r.rtt_ms is None:
@@ -616,4 +595,4 @@ def ping_command(
                 + " ms"
             )
     if not result.received:
-        _fail(f"no reply from {eid}")
+        fail(f"no reply from {eid}")

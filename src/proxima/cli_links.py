@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from proxima.errors import OrbitInputError, ProximaError
+from proxima.cli_support import guard
+from proxima.errors import OrbitInputError
 from proxima.orbit.propagate import propagate
 from proxima.orbit.regions import overflights as find_overflights
 from proxima.orbit.timescale import SECONDS_PER_DAY, iso_to_unix, unix_to_iso
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     import numpy as np
     from numpy.typing import NDArray
@@ -36,34 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["links", "overflights"]
 
 _MAX_DAYS = 30.0
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _guard(func: Callable[..., None]) -> Callable[..., None]:
-    """Turn Proxima's errors into a one-line message and exit status 1; warnings into stderr lines."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        failure = None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                func(*args, **kwargs)
-            except ProximaError as exc:
-                failure = " ".join(str(exc).split())
-            except OSError as exc:
-                failure = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
-        for w in caught:
-            click.echo(f"warning: {w.message}", err=True)
-        if failure is not None:
-            _fail(failure)
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
 
 
 def _span(start: str | None, days: float) -> tuple[float, float]:
@@ -149,7 +120,7 @@ def _pick(elements_file: str | None, satellite: str, now_unix: float) -> Element
     help="Which element set: a name (prefix) or catalog number; a one-set file needs none.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard
 def overflights(
     region: str, days: float, start: str | None, elements_file: str | None, satellite: str, as_json: bool
 ) -> None:
@@ -257,7 +228,7 @@ def _window_json(w: LinkWindow) -> dict[str, Any]:
 @click.option("--from", "start", default=None, help="Start time, ISO 8601 UTC (default: now).")
 @click.option("--node", default=None, help="Only the windows with this node at one end.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard
 def links(mission_file: str | None, days: float, start: str | None, node: str | None, as_json: bool) -> None:
     """Link windows between the mission's nodes: when each allowed pair can talk, light time, rates."""
     from proxima.runtime.mission import load_mission, mission_windows

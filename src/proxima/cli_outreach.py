@@ -17,43 +17,19 @@ verification code published with the post. Prints ``authentic: signed by NAME on
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
 import click
 
-from proxima.errors import ProximaError, VerificationError
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from proxima.cli_support import fail, guard
+from proxima.errors import VerificationError
 
 __all__ = ["keys", "verify"]
 
 _DTN_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _SETTINGS = {"help_option_names": ["-h", "--help"]}
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _guard(func: Callable[..., None]) -> Callable[..., None]:
-    """Turn Proxima's errors into a one-line message and exit status 1."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            func(*args, **kwargs)
-        except ProximaError as exc:
-            _fail(" ".join(str(exc).split()))
-        except OSError as exc:
-            _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
 
 
 def _date(dtn_ms: int) -> str:
@@ -80,7 +56,7 @@ def keys() -> None:
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write into."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard
 def keys_new(name: str, out_dir: str, as_json: bool) -> None:
     """Generate a key pair: NAME.key (private, mode 0600) and NAME.pub in --out."""
     from proxima.runtime.keys import new_key_pair, public_key_text
@@ -111,7 +87,7 @@ def keys_new(name: str, out_dir: str, as_json: bool) -> None:
 @click.option("--name", default=None, help="The media file's name in the post (default: FILE's name).")
 @click.option("--code", default=None, help="Also check the verification code published with the post.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard
 def verify(
     file: str | None, post_file: str, keyring: str, name: str | None, code: str | None, as_json: bool
 ) -> None:
@@ -145,7 +121,7 @@ def verify(
     except VerificationError as exc:
         if as_json:
             click.echo(json.dumps({**doc, "failure": exc.failure, "reason": str(exc)}))
-        _fail(f"not authentic: {exc}")
+        fail(f"not authentic: {exc}")
     doc["authentic"] = True
     when = _date(verified.post.created_ms)
     if as_json:

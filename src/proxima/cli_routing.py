@@ -40,18 +40,17 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 import time
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from proxima.cli_support import guard
 from proxima.errors import LocalError, OrbitInputError, ProximaError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from proxima.routing import CgrRoute, ContactGraph, ContactPlan, NodeMap
 
@@ -61,34 +60,6 @@ _MAX_DAYS = 30.0
 _PLAN_FORMATS = ("ion", "ud3tn", "hdtn", "json")
 _DTN_EPOCH_UNIX_S = 946_684_800
 _UD3TN_START = re.compile(r"[1-4]\(|4;")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _guard(func: Callable[..., None]) -> Callable[..., None]:
-    """Turn Proxima's errors into a one-line message and exit status 1; warnings into stderr lines."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        failure = None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                func(*args, **kwargs)
-            except ProximaError as exc:
-                failure = " ".join(str(exc).split())
-            except OSError as exc:
-                failure = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
-        for w in caught:
-            click.echo(f"warning: {w.message}", err=True)
-        if failure is not None:
-            _fail(failure)
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
 
 
 def _time_ms(text: str, option: str) -> int:
@@ -239,7 +210,7 @@ def _ion_relative(text: str, epoch_ms: int) -> str:
     "--node", default=None, help="ud3tn: the node whose contacts to write (a name, number or node ID)."
 )
 @click.option("--out", "out_file", type=click.Path(), default=None, help="Write here (default: stdout).")
-@_guard
+@guard
 def plan(
     mission_file: str | None,
     days: float,
@@ -431,7 +402,7 @@ def _hops(graph: ContactGraph, r: CgrRoute, at_ms: int, size: int, nodes: _Nodes
     "(the best loop-free routes).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard
 def route(
     plan_file: str | None,
     fmt: str,

@@ -11,10 +11,11 @@ import io
 import json
 import shutil
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from proxima.cli_support import fail
 from proxima.errors import ProximaError
 
 if TYPE_CHECKING:
@@ -24,11 +25,6 @@ if TYPE_CHECKING:
     from proxima.sim.report import SimResult
 
 __all__ = ["simulate"]
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
-    sys.exit(1)
 
 
 def _duration(seconds: float | None) -> str:
@@ -204,11 +200,11 @@ def simulate(
         modes = [False, True] if compare else [end_to_end]
         results = [_run(loaded, e2e, "end-to-end" if e2e else "store-and-forward") for e2e in modes]
     except click.BadParameter as exc:
-        _fail(exc.format_message())
+        fail(exc.format_message())
     except ProximaError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:
-        _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     if as_json:
         docs = [r.to_json() for r in results]
         head = {

@@ -13,14 +13,14 @@ import datetime as dt
 import json
 import math
 import re
-import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from proxima.errors import OrbitInputError, ProximaError
+from proxima.cli_support import guard_quiet
+from proxima.errors import OrbitInputError
 from proxima.orbit.sun import TWILIGHT
 from proxima.orbit.timescale import SECONDS_PER_DAY, iso_to_unix, unix_to_iso
 
@@ -34,34 +34,6 @@ __all__ = ["passes", "where"]
 
 _MAX_DAYS = 30.0
 _OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _guard(func: Callable[..., None]) -> Callable[..., None]:
-    """Turn Proxima's errors into a one-line message and exit status 1; warnings into stderr lines."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        failure = None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                func(*args, **kwargs)
-            except ProximaError as exc:
-                failure = " ".join(str(exc).split())
-            except OSError as exc:
-                failure = f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
-        if failure is not None:
-            _fail(failure)  # the error says it all; a stale-elements warning would only repeat it
-        for w in caught:
-            click.echo(f"warning: {' '.join(str(w.message).split())}", err=True)
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
 
 
 def _elements(elements_file: str | None, satellite: str, at_unix: float) -> tuple[Elements, str, float]:
@@ -127,7 +99,7 @@ def _elements_json(e: Elements, source: str, age: float) -> dict[str, Any]:
               help="TLE/3LE/OMM file or directory; default the shipped snapshot.")  # fmt: skip
 @click.option("--satellite", default="ISS", show_default=True, help="Name or catalog number in the elements.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_guard
+@guard_quiet
 def where(at: str | None, elements_file: str | None, satellite: str, as_json: bool) -> None:
     """Where the satellite is: sub-satellite point, altitude, speeds, sunlight, age of the elements."""
     from proxima.orbit.position import satellite_state
@@ -259,7 +231,7 @@ def _clock(t: float, offset_of: Callable[[float], float]) -> tuple[str, str]:
 @click.option("--tz", "tz", default="UTC", show_default=True, metavar="ZONE",
               help="Time zone for local times: a name (Europe/Paris) or an offset (+02:00).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (ISO times).")
-@_guard
+@guard_quiet
 def passes(
     lat: float,
     lon: float,

@@ -343,25 +343,7 @@ class BundleAgent:
         age block. Creation timestamps never repeat: the sequence number counts up within
         the same millisecond (and across restarts, from ``next_sequence``).
         """
-        src = self.node_id if source is None else source
-        created, seq = self._timestamp(now_ms)
-        blocks: list[CanonicalBlock] = []
-        if created == 0:
-            blocks.append(age_block(0, number=2, crc_type=self.crc_type))
-        blocks.append(payload_block(payload, crc_type=self.crc_type))
-        if src.is_none:
-            flags |= _MUST_NOT_FRAGMENT
-        primary = PrimaryBlock(
-            destination=destination,
-            source=src,
-            report_to=report_to,
-            creation_time=created,
-            sequence=seq,
-            lifetime=lifetime_ms,
-            flags=int(flags),
-            crc_type=self.crc_type,
-        )
-        bundle = Bundle(primary, tuple(blocks))
+        bundle = self._new_bundle(destination, payload, now_ms, source, lifetime_ms, report_to, flags)
         data = encode_bundle(bundle)  # refuse a bundle that breaks a rule, with a LocalError
         self.counters.originated += 1
         actions: list[Action] = []
@@ -389,12 +371,28 @@ class BundleAgent:
         ``crc.trailer()`` to its store, then calls :meth:`originate`. The returned bundle has an
         empty payload block.
         """
+        bundle = self._new_bundle(destination, b"", now_ms, source, lifetime_ms, report_to, flags)
+        head, crc = encode_bundle_head(bundle.primary, bundle.blocks, payload_length)
+        return bundle, head, crc
+
+    def _new_bundle(
+        self,
+        destination: EID,
+        payload: bytes,
+        now_ms: int,
+        source: EID | None,
+        lifetime_ms: int,
+        report_to: EID,
+        flags: int,
+    ) -> Bundle:
+        """A bundle this node originates, with a creation timestamp never used before (and a
+        bundle age block when the node has no accurate clock)."""
         src = self.node_id if source is None else source
         created, seq = self._timestamp(now_ms)
         blocks: list[CanonicalBlock] = []
         if created == 0:
             blocks.append(age_block(0, number=2, crc_type=self.crc_type))
-        blocks.append(payload_block(b"", crc_type=self.crc_type))
+        blocks.append(payload_block(payload, crc_type=self.crc_type))
         if src.is_none:
             flags |= _MUST_NOT_FRAGMENT
         primary = PrimaryBlock(
@@ -407,8 +405,7 @@ class BundleAgent:
             flags=int(flags),
             crc_type=self.crc_type,
         )
-        head, crc = encode_bundle_head(primary, blocks, payload_length)
-        return Bundle(primary, tuple(blocks)), head, crc
+        return Bundle(primary, tuple(blocks))
 
     def originate(
         self, bundle: Bundle, *, now_ms: int, payload_length: int, klass: int | None = None
