@@ -1083,3 +1083,52 @@ def test_files_of_any_size_go_in_and_out_without_passing_through_the_connection(
                 await ground.recv(POSTS, count=1, timeout=1, save_dir=tmp_path / "caption.txt")
 
     run(tmp_path, body)
+
+
+def test_a_payload_streamed_from_the_store_is_not_interleaved_with_other_answers(tmp_path: Path) -> None:
+    """A large binary recv writes its attachment in pieces; answers to other requests on the
+    same connection wait until it is whole."""
+    from proxima.bpv7.bundle import Bundle, PrimaryBlock, encode_bundle, payload_block
+    from proxima.bpv7.eid import DTN_NONE
+    from proxima.runtime.node import STREAM_THRESHOLD, dtn_now_ms
+
+    payload = bytes(range(256)) * (3 * STREAM_THRESHOLD // 256)
+
+    async def main() -> None:
+        node = make(tmp_path, GROUND, endpoints=(POSTS,))
+        primary = PrimaryBlock(
+            destination=POSTS,
+            source=ISS,
+            report_to=DTN_NONE,
+            creation_time=dtn_now_ms(),
+            sequence=1,
+            lifetime=86_400_000,
+            crc_type=2,
+        )
+        data = encode_bundle(Bundle(primary, (payload_block(payload, crc_type=2),)))
+        incoming = node.open_incoming(None, len(data))
+        incoming.write(data)
+        await incoming.commit()
+        app = AppInterface(node, "127.0.0.1", 0)
+        await app.start()
+        reader, writer = await asyncio.open_connection(*app.address)
+        writer.write(b'{"id":1,"op":"recv","endpoint":"ipn:3.7","count":1,"timeout_s":5,"binary":true}\n')
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the attachment is on its way; the client does not read yet
+        for i in range(5):
+            writer.write(
+                json.dumps({"id": 100 + i, "op": "send", "to": "ipn:9.1", "payload": ""}).encode() + b"\n"
+            )
+            writer.write(json.dumps({"id": 200 + i, "op": "status"}).encode() + b"\n")
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        event = json.loads(await reader.readline())
+        assert event["event"] == "bundle"
+        assert await reader.readexactly(event["bin"]) == payload
+        answers = [json.loads(await reader.readline()) for _ in range(11)]
+        assert sorted(a["id"] for a in answers) == [1, *range(100, 105), *range(200, 205)]
+        writer.close()
+        await app.stop()
+        await node.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from proxima.bpv7 import EID, Bundle, PrimaryBlock, encode_bundle, payload_block
-from proxima.errors import BundleError, ConfigError
+from proxima.errors import BundleError, ConfigError, StoreError
 from proxima.runtime.config import NodeConfig, RouteConfig, load_config, parse_config
 from proxima.runtime.links import SplicedBundle
 from proxima.runtime.node import Node
@@ -362,5 +362,47 @@ def test_the_delivery_report_leaves_when_the_application_takes_the_bundle(tmp_pa
         assert info.delivered.asserted and info.sequence == d.bundle.primary.sequence
         for n in (iss, ground):
             await n.stop()
+
+    asyncio.run(main())
+
+
+def test_a_store_failure_stops_the_node_instead_of_acknowledging_what_it_lost(tmp_path: Path) -> None:
+    """A commit that fails leaves the agent holding bundles the store lost: the node refuses
+    them (the sender keeps its copy), stops taking bundles and says it must restart."""
+    import sqlite3
+
+    async def main() -> None:
+        clock = Clock()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        store = ground.store
+        assert store is not None
+        real = store._conn
+
+        class Failing:
+            def executemany(self, *args: object) -> object:
+                raise sqlite3.OperationalError("disk I/O error")
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+        raw = encode_bundle(
+            Bundle(PrimaryBlock(POSTS, ISS, creation_time=clock(), sequence=1), (payload_block(b"post"),))
+        )
+        store._conn = Failing()  # type: ignore[assignment]
+        ground.accept(raw)
+        with pytest.raises(StoreError, match="disk I/O error"):
+            await ground.durable()
+        assert ground.failed.is_set() and ground.failure is not None
+        store._conn = real
+        with pytest.raises(StoreError, match="restart it"):
+            ground.accept(raw)  # the retransmission is refused, not taken for a duplicate
+        await ground.stop()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        assert await ground.take(POSTS, timeout=0) is None  # nothing was stored: the sender still has it
+        ground.accept(raw)
+        await ground.durable()
+        d = await ground.take(POSTS, timeout=1)
+        assert d is not None and d.bundle.payload == b"post"
+        await ground.stop()
 
     asyncio.run(main())

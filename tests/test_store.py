@@ -1028,3 +1028,62 @@ def test_normal_mode_syncs_payload_files_off_the_commit(tmp_path: Path) -> None:
     with open_store(tmp_path, large_threshold=1000) as store:
         assert store.get(stored.store_id) == encode_bundle(big)
         assert not store.problems
+
+
+def test_a_failed_statement_in_deferred_mode_makes_the_next_flush_fail_too(tmp_path: Path) -> None:
+    """Changes waiting for a commit are rolled back with the statement that failed: whoever
+    waits for them must hear it from flush(), never a silent success."""
+    import sqlite3
+
+    with open_store(tmp_path, autocommit=False) as store:
+        real = store._conn
+
+        class Failing:
+            def executemany(self, *args: object) -> object:
+                raise sqlite3.OperationalError("database or disk is full")
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+        a = store.add(make(1), expiry_ms=FAR)
+        assert a is not None
+        store._conn = Failing()  # type: ignore[assignment]
+        with pytest.raises(StoreError, match="disk is full"):
+            store.stats()  # a read writes the deferred row first, and that fails
+        store._conn = real
+        with pytest.raises(StoreError, match="rolled back"):
+            store.flush()
+        store.flush()  # reported once; the store goes on
+        assert len(store) == 0
+        b = store.add(make(2), expiry_ms=FAR)
+        assert b is not None and b.store_id > a.store_id  # no store id is handed out twice
+        store.flush()
+    with open_store(tmp_path) as store:
+        assert [x.identity[2] for x in store.pending(state=None)] == [2]
+
+
+def test_rows_removed_and_added_again_in_one_transaction_on_a_store_with_the_old_unique_index(
+    tmp_path: Path,
+) -> None:
+    """Stores made before the identity index was dropped keep it: deletions go first."""
+    import sqlite3
+
+    with open_store(tmp_path):
+        pass
+    conn = sqlite3.connect(tmp_path / "store.db")
+    conn.execute(
+        "CREATE UNIQUE INDEX old_identity ON bundles "
+        "(source, creation_time, sequence, frag_offset, frag_length)"
+    )
+    conn.commit()
+    conn.close()
+    with open_store(tmp_path, autocommit=False) as store:
+        a = store.add(make(1), expiry_ms=FAR)
+        assert a is not None
+        store.flush()
+        store.remove(a.store_id, "forwarded")
+        again = store.add(make(1), expiry_ms=FAR)
+        other = store.add(make(2), expiry_ms=FAR)
+        assert again is not None and other is not None
+        store.flush()
+        assert len(store) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -336,13 +337,20 @@ async def _run_node(config: NodeConfig) -> None:
                 f"{''.join(', ' + x for x in listeners)}; store {config.store_path}"
             )
             sys.stdout.flush()
-            await stopping.wait()
+            stop = asyncio.create_task(stopping.wait())
+            failed = asyncio.create_task(node.failed.wait())
+            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stop, failed):
+                task.cancel()
         finally:
             await app.stop()
-            await node.stop()
+            with contextlib.suppress(ProximaError):
+                await node.stop()
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+    if node.failure is not None:
+        fail(f"node {config.node_id} stopped: {node.failure}; start it again, it resumes from its store")
     click.echo(f"node {config.node_id} stopped")
 
 

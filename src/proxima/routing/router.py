@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from proxima.agent.agent import expiry_of
 from proxima.agent.routing import Route
+from proxima.bpv7.bundle import BundleFlag
 from proxima.bpv7.eid import EID
 from proxima.routing.cgr import NO_EXPIRY, CgrRoute, ContactGraph
 from proxima.routing.contacts import ContactPlan, NodeMap
@@ -42,6 +43,15 @@ def estimated_size(bundle: Bundle, payload_length: int | None = None) -> int:
         size += _BLOCK_OVERHEAD + len(b.data)
     payload = len(bundle.payload) if payload_length is None else payload_length
     return size + _BLOCK_OVERHEAD + payload
+
+
+_NO_SPLIT: Final = int(BundleFlag.MUST_NOT_FRAGMENT | BundleFlag.ADMIN_RECORD)
+
+
+def _splittable(bundle: Bundle) -> bool:
+    """Whether the agent can fragment ``bundle``: allowed to, and its payload in memory (one
+    held in the node's store, with an empty payload block here, is routed whole)."""
+    return not bundle.primary.flags & _NO_SPLIT and len(bundle.payload) > 0
 
 
 MIN_FRAGMENT_BYTES: Final = 4096
@@ -129,7 +139,11 @@ class ContactGraphRouter:
             return Route((), keep=True)
         nbytes = estimated_size(bundle) if size is None else size
         expiry = expiry_of(bundle, now_ms)
-        split = self._split_size(dest, now_ms, nbytes, expiry) if nbytes > MIN_FRAGMENT_BYTES else None
+        split = (
+            self._split_size(dest, now_ms, nbytes, expiry)
+            if nbytes > MIN_FRAGMENT_BYTES and _splittable(bundle)
+            else None
+        )
         chosen = self.routes_for(dest, now_ms, size=nbytes, expiry_ms=expiry)
         hops: list[EID] = []
         for r in chosen:

@@ -98,7 +98,7 @@ from proxima.bpv7.eid import DTN_NONE, EID, DtnEID, IpnEID
 from proxima.errors import InvalidEndpointID, LocalError, ProximaError, StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
     from typing import TypeAlias
 
     from proxima.bpv7.bundle import Bundle
@@ -337,6 +337,8 @@ class _Connection:
         self._pending_sends = 0
         self._send_room = asyncio.Event()
         self._send_room.set()
+        self._exclusive = asyncio.Lock()  # held while an attachment streams from a file
+        self._held = False  # then queued answers wait: they must not land inside it
 
     # -- writing
 
@@ -354,7 +356,7 @@ class _Connection:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if not self._out:
+        if not self._out or self._held:
             return
         out, self._out = self._out, []
         if not self.writer.is_closing():
@@ -363,13 +365,33 @@ class _Connection:
     async def write_pieces(self, pieces: Sequence[bytes]) -> None:
         """Write bytes now (after whatever is queued) and wait for room in the transport;
         raises ConnectionError when the client is gone."""
+        async with self._exclusive:
+            await self.raw_write(pieces)
+
+    async def raw_write(self, pieces: Sequence[bytes]) -> None:
+        """:meth:`write_pieces` for the holder of :meth:`exclusive`."""
         if self.writer.is_closing():
             raise ConnectionResetError("the client went away")
-        self._out.extend(pieces)
-        self._flush()
+        if self._held:  # streaming: only these bytes; answers queued meanwhile wait
+            self.writer.write(b"".join(pieces))
+        else:
+            self._out.extend(pieces)
+            self._flush()
         await self.writer.drain()
         if self.writer.is_closing():
             raise ConnectionResetError("the client went away")
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The connection's output to oneself (an attachment streamed in pieces): other answers
+        queue meanwhile and follow it."""
+        async with self._exclusive:
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
+                self._flush()
 
     async def write(self, message: Message) -> None:
         """Write one message now; raises ConnectionError when the client is gone."""
@@ -1045,7 +1067,7 @@ async def _stream_payload(conn: _Connection, payload: PayloadFile) -> None:
             chunk = f.read(min(STREAM_CHUNK, left))
             if not chunk:
                 raise StoreError(f"{payload.path.name}: the stored bundle ends {left} bytes early")
-            await conn.write_pieces([chunk])
+            await conn.raw_write([chunk])
             left -= len(chunk)
 
 
@@ -1099,15 +1121,21 @@ async def _hand_over_many(
                     break
                 pieces.append(delivery.bundle.payload)
         try:
-            await conn.write_pieces(pieces)
-            if stream is not None:
-                await _stream_payload(conn, stream)
+            if stream is None:
+                await conn.write_pieces(pieces)
+            else:
+                async with conn.exclusive():
+                    await conn.raw_write(pieces)
+                    try:
+                        await _stream_payload(conn, stream)
+                    except ConnectionError:
+                        raise
+                    except Exception as exc:
+                        log.warning("%s: cannot hand a bundle over: %s; closing the client", endpoint, exc)
+                        conn.writer.close()  # halfway through an attachment: the stream is out of step
+                        return 0
         except ConnectionError:
             return 0  # not acknowledged: the store keeps them for the next recv
-        except StoreError as exc:
-            log.warning("%s: cannot hand a stored bundle over: %s; closing the client", endpoint, exc)
-            conn.writer.close()  # halfway through an attachment: the stream is out of step
-            return 0
         # Written to the client's transport: from now on the bundles are the client's.
         acked = [d.store_id for d in deliveries[:written]]
         try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from proxima.agent.agent import BundleAgent, Deliver, Persist, Transmit, Unpersist, default_class, expiry_of
 from proxima.agent.routing import StaticRouter
-from proxima.bpv7.bundle import Bundle, BundleFlag, decode_bundle
+from proxima.bpv7.bundle import Bundle, BundleFlag, PrimaryBlock, decode_bundle
 from proxima.bpv7.eid import DTN_NONE, EID
 from proxima.bpv7.stream import BundleHead, PayloadCRC, decode_bundle_head
 from proxima.errors import BundleError, ConfigError, Incomplete, LocalError, ProximaError, StoreError
@@ -285,6 +285,9 @@ class Node:
         self._closed: dict[int, asyncio.Event] = {}
         self.links_up: dict[str, int] = {}
         self.started_ms = 0
+        self.failure: StoreError | None = None
+        """Set when the store failed in a way that may leave it and the agent apart."""
+        self.failed = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -315,6 +318,8 @@ class Node:
             try:
                 actions: list[Action] = []
                 head = self._stored_head(info.store_id) if info.size > STREAM_THRESHOLD else None
+                if head is not None and self._is_local_fragment(head.primary):
+                    head = None  # reassembly needs the payload in memory, as accept_streamed does
                 if head is None:
                     key = self.agent.restore(
                         store.get(info.store_id),
@@ -398,6 +403,7 @@ class Node:
                 self.store.flush()
         except StoreError as exc:
             error = exc
+            self._store_failed(exc)
         for fut in waiters:
             if fut.done():
                 continue
@@ -405,6 +411,24 @@ class Node:
                 fut.set_result(None)
             else:
                 fut.set_exception(error)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A commit failed or changes were rolled back: what the agent holds and what the store
+        holds may now differ. The node stops taking bundles and says so (``failed``); a restart
+        resumes from the store, which is consistent (crash-only)."""
+        if self.failure is None:
+            self.failure = exc
+            log.critical("the bundle store failed (%s); the node must restart", exc)
+            self.failed.set()
+            for link in list(self._links):
+                abort = getattr(link, "abort", None)
+                if abort is not None:
+                    with contextlib.suppress(Exception):
+                        abort()
+
+    def _check_failed(self) -> None:
+        if self.failure is not None:
+            raise StoreError(f"the node stopped after a store failure ({self.failure}); restart it")
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -428,7 +452,7 @@ class Node:
         received = self._received
         prestored = self._prestored
         for a in actions:
-            if prestored is not None and isinstance(a, Persist) and a.bundle is prestored[0]:
+            if prestored is not None and isinstance(a, Persist) and a.identity == prestored[0].id:
                 pre_sid = prestored[1]
                 self._sid[a.key] = pre_sid
                 endpoint = None if delivering is None else delivering.get(a.identity)
@@ -518,8 +542,10 @@ class Node:
         store = self._require_store()
         found = store.find(a.identity)
         if found is not None:
-            store.set_next_hop(found.store_id, str(a.endpoint), state=BundleState.DELIVERING)
             sid = found.store_id
+            if sid in self._deliveries.get(a.endpoint, ()):
+                return sid  # already waiting for its application (reassembled again after a restart)
+            store.set_next_hop(sid, str(a.endpoint), state=BundleState.DELIVERING)
             for key, s in self._sid.items():
                 if s == sid:
                     self._kept.add(key)
@@ -555,6 +581,7 @@ class Node:
 
     def open_stream(self, length: int | None) -> _Streamed:
         """Start writing an arriving large bundle to the store (``length`` reserved when known)."""
+        self._check_failed()
         writer = self._require_store().open_writer(expiry_ms=0, expected_size=length)
         if writer is None:  # pragma: no cover - only with an identity given
             raise StoreError("the store refused a new bundle writer")
@@ -585,10 +612,7 @@ class Node:
             self.agent.counters.duplicates += 1
             return
         sid = stored.store_id
-        p = head.primary
-        if p.flags & BundleFlag.IS_FRAGMENT and (
-            p.destination in self.agent.endpoints or p.destination.node_id == self.agent.node_id
-        ):
+        if self._is_local_fragment(head.primary):
             # A fragment for this node is reassembled in memory: take it the ordinary way.
             data = store.get(sid)
             store.remove(sid, RemoveReason.DISCARDED, remember=False)
@@ -605,6 +629,12 @@ class Node:
                 self._external.pop(sid, None)
                 store.remove(sid, RemoveReason.DISCARDED, remember=False)
 
+    def _is_local_fragment(self, p: PrimaryBlock) -> bool:
+        """A fragment this node reassembles (its destination is here)."""
+        return bool(p.flags & BundleFlag.IS_FRAGMENT) and (
+            p.destination in self.agent.endpoints or p.destination.node_id == self.agent.node_id
+        )
+
     def _stored_head(self, sid: int) -> BundleHead | None:
         """The blocks before the payload of a stored bundle kept in a file (None if inline)."""
         store = self._require_store()
@@ -620,6 +650,7 @@ class Node:
         cannot be kept; the caller then refuses it instead of acknowledging.
         """
         store = self._require_store()
+        self._check_failed()
         try:
             bundle = decode_bundle(data)
         except Incomplete as exc:
@@ -881,6 +912,7 @@ class Node:
         klass: int | None = None,
     ) -> asyncio.Future[None]:
         """Originate a bundle; the returned future resolves once it is durable."""
+        self._check_failed()
         self._check_room(len(payload) + 100, None)
         bundle, actions = self.agent.send(
             destination,
@@ -939,6 +971,7 @@ class Node:
         thread, its payload CRC computed on the way) and is never held in memory; a smaller one
         is read and sent as :meth:`send` does.
         """
+        self._check_failed()
         path = Path(path)
         try:
             size = path.stat().st_size

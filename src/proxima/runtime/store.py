@@ -459,6 +459,7 @@ class BundleStore:
         # Rows added, removed and remembered in the open transaction, written together (one
         # executemany each) before the commit or any other statement: a bundle stored then
         # forwarded before the commit never touches the database at all.
+        self._lost: StoreError | None = None  # a rollback the next flush must report
         self._ins: dict[int, tuple[object, ...]] = {}
         self._del: list[tuple[int]] = []
         self._rem: list[tuple[object, ...]] = []
@@ -633,12 +634,14 @@ class BundleStore:
             return
         conn = self._conn
         try:
-            if self._ins:
-                conn.executemany(_INSERT, self._ins.values())
-                self._ins.clear()
+            # Deletions first: a store made by an earlier version keeps a UNIQUE identity index,
+            # and a bundle removed then taken again in one transaction must not collide.
             if self._del:
                 conn.executemany(_DELETE, self._del)
                 self._del.clear()
+            if self._ins:
+                conn.executemany(_INSERT, self._ins.values())
+                self._ins.clear()
             if self._rem:
                 conn.executemany(_REMEMBER, self._rem)
                 self._rem.clear()
@@ -721,7 +724,9 @@ class BundleStore:
         self._ins.clear()
         self._del.clear()
         self._rem.clear()
-        self._count, self._bytes, self._last_id = self._snapshot
+        last_id = self._last_id
+        self._count, self._bytes, _ = self._snapshot
+        self._last_id = last_id  # ids handed out stay used: nothing may point at a reused one
         for name in self._txn_files:
             _unlink(self.payload_dir / name)
         self._txn_files.clear()
@@ -733,9 +738,17 @@ class BundleStore:
             self._load_keys()
 
     def _fail(self, what: str, exc: sqlite3.Error) -> StoreError:
-        """Roll back after a failed statement; the error to raise."""
+        """Roll back after a failed statement; the error to raise.
+
+        In deferred mode the transaction rolled back may hold changes other callers are waiting
+        to see committed: the next :meth:`flush` raises too, so none of them is told "durable".
+        """
+        lost = self._in_txn and not self._autocommit and self._depth == 0
         self._rollback()
-        return _db_error(f"{what} failed; the open transaction was rolled back", exc)
+        error = _db_error(f"{what} failed; the open transaction was rolled back", exc)
+        if lost:
+            self._lost = error
+        return error
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -764,8 +777,14 @@ class BundleStore:
         """Commit what the calls since the last commit did (for ``autocommit=False``)."""
         with self._lock:
             self._check_open()
+            lost, self._lost = self._lost, None
+            if lost is not None:
+                raise lost
             if self._depth == 0:
-                self._commit()
+                try:
+                    self._commit()
+                finally:
+                    self._lost = None  # a failure of this very commit is reported here
 
     @property
     def in_transaction(self) -> bool:
