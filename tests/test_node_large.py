@@ -313,3 +313,26 @@ def test_large_fragments_for_this_node_are_reassembled_across_a_restart(tmp_path
         await node.stop()
 
     asyncio.run(main())
+
+
+def test_stopping_while_a_large_file_is_copied_in_waits_for_the_copy_and_keeps_nothing_half(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "video.bin"
+    media_file(src, 24 * MIB)
+    config = NodeConfig(node_id=ISS, store_path=tmp_path / "iss")
+
+    async def main() -> None:
+        node = Node(config)
+        node.open()
+        _, durable = node.start_send_file(MEDIA, src)
+        await asyncio.sleep(0)  # the copy has started in its thread
+        await node.stop()  # cancels it, after the thread is done with the file
+        assert durable.done()
+        node = Node(config)
+        node.open()  # a half-copied file is an orphan: removed at open
+        assert node.store is not None and len(node.store) == 0
+        assert not any((tmp_path / "iss" / "payloads").iterdir())
+        await node.stop()
+
+    asyncio.run(main())

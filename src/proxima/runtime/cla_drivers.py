@@ -924,11 +924,17 @@ class StreamLink(asyncio.Protocol):
         if isinstance(data, SplicedBundle):
             async with self._spliced:  # other bundles wait: frames must not interleave
                 transport.write(head)
-                for start in range(0, len(data), _PIECE):
-                    await self._writes.wait()
-                    if transport.is_closing():
-                        raise LinkClosedError(f"{self._cla.upper()} connection {self.peer_address} is closed")
-                    transport.write(data[start : start + _PIECE])
+                try:
+                    for start in range(0, len(data), _PIECE):
+                        await self._writes.wait()
+                        if transport.is_closing():
+                            raise LinkClosedError(
+                                f"{self._cla.upper()} connection {self.peer_address} is closed"
+                            )
+                        transport.write(data[start : start + _PIECE])
+                except BaseException:
+                    transport.abort()  # a frame cut short: the peer would read what follows as its end
+                    raise
         elif self._spliced.locked():
             async with self._spliced:
                 transport.write(head + data)

@@ -285,6 +285,7 @@ class Node:
         self._closed: dict[int, asyncio.Event] = {}
         self.links_up: dict[str, int] = {}
         self.started_ms = 0
+        self._copies: set[asyncio.Future[None]] = set()  # files being copied into the store
         self.failure: StoreError | None = None
         """Set when the store failed in a way that may leave it and the agent apart."""
         self.failed = asyncio.Event()
@@ -372,6 +373,10 @@ class Node:
         for task in [*self._tasks, *self._links.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for copy in list(self._copies):  # files being copied in: their threads finish first
+            copy.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await copy
         self._tasks.clear()
         if self.store is not None:
             self.store.flush()
@@ -1013,6 +1018,8 @@ class Node:
         if writer is None:  # pragma: no cover - a fresh creation timestamp is never known
             raise StoreError("the store already holds a bundle with this creation timestamp")
         task = asyncio.ensure_future(self._store_file(writer, bundle, head, crc, path, size, now, klass))
+        self._copies.add(task)
+        task.add_done_callback(self._copies.discard)
         return stamp, task
 
     async def _store_file(
@@ -1026,8 +1033,15 @@ class Node:
         now: int,
         klass: int | None,
     ) -> None:
+        copy = asyncio.ensure_future(asyncio.to_thread(_copy_into, writer, head, path, size, crc))
         try:
-            await asyncio.to_thread(_copy_into, writer, head, path, size, crc)
+            try:
+                await asyncio.shield(copy)
+            except asyncio.CancelledError:
+                # the thread cannot be stopped: let it finish before its file is closed
+                with contextlib.suppress(Exception):
+                    await copy
+                raise
             stored = writer.commit()
         except OSError as exc:
             raise LocalError(f"{path}: cannot read the file to send: {exc.strerror}") from exc
