@@ -1087,3 +1087,27 @@ def test_rows_removed_and_added_again_in_one_transaction_on_a_store_with_the_old
         assert again is not None and other is not None
         store.flush()
         assert len(store) == 2
+
+
+def test_payload_files_of_removed_bundles_are_written_over_instead_of_created_anew(tmp_path: Path) -> None:
+    """With recycle_below, a removed bundle's file serves the next large bundle (truncated to
+    its size); expired bundles' files are deleted, and close leaves no spare file behind."""
+    with open_store(tmp_path, large_threshold=500, recycle_below=100_000) as store:
+        a = store.add(make(1, 5000), expiry_ms=FAR)
+        assert a is not None and a.in_file
+        [name] = payload_files(tmp_path)
+        store.remove(a.store_id, "forwarded")
+        assert payload_files(tmp_path) == [name]  # kept for the next one
+        b = store.add(make(2, 2000), expiry_ms=FAR)  # smaller: the old bytes must not linger
+        assert b is not None and payload_files(tmp_path) == [name]
+        assert decode_bundle(store.get(b.store_id)).payload == make(2, 2000).payload
+        assert (tmp_path / "payloads" / name).stat().st_size == b.size
+        c = store.add(make(3, 5000), expiry_ms=T0 + 5)
+        assert c is not None
+        assert store.expire(T0 + 10) == [c.store_id]
+        assert payload_files(tmp_path) == [name]  # expired: deleted, not kept (a reader may hold it)
+    assert payload_files(tmp_path) == [name]  # the live bundle's file
+    with open_store(tmp_path, large_threshold=500, recycle_below=100_000) as store:
+        assert decode_bundle(store.get(b.store_id)).payload == make(2, 2000).payload
+        store.remove(b.store_id, "forwarded")
+    assert payload_files(tmp_path) == []  # the spare file goes at close

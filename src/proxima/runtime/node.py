@@ -304,6 +304,7 @@ class Node:
             quota_bytes=self.config.quota_bytes,
             large_threshold=LARGE_THRESHOLD,
             autocommit=False,
+            recycle_below=STREAM_THRESHOLD,  # larger ones are read while being sent: never reused
         )
         store.requeue()
         self.started_ms = now = self.clock()

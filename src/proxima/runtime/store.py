@@ -114,6 +114,8 @@ _LOCK_NAME: Final = "bundle-store.lock"
 _SAFETY_CHECKPOINT_PAGES: Final = 20_000
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 _CHECKPOINT_PAUSE_S: Final = 0.2
+_MAX_FREE_FILES: Final = 256
+"""Payload files kept for reuse at most (beyond, removed bundles' files are deleted)."""
 
 
 class BundleState(StrEnum):
@@ -416,6 +418,7 @@ class BundleStore:
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         autocommit: bool = True,
         check: bool = True,
+        recycle_below: int = 0,
     ) -> None:
         if quota_bytes is not None and (type(quota_bytes) is not int or quota_bytes < 0):
             raise StoreError(f"quota_bytes must be a non-negative integer or None, not {quota_bytes!r}")
@@ -447,6 +450,13 @@ class BundleStore:
         self._dir_dirty = False
         self._txn_files: set[str] = set()
         self._unlink_after: set[str] = set()
+        # Payload files of removed bundles smaller than recycle_below are written over by the
+        # next bundles instead of being deleted and created again: on this kind of file system
+        # creating and deleting a file per bundle costs more than writing it. (Only for sizes
+        # nobody reads with open_reader after a removal: the node streams larger ones.)
+        self.recycle_below = recycle_below
+        self._recyclable: set[str] = set()
+        self._free: list[str] = []
         self._counters: dict[str, int] = {}
         self._dirty_counters: set[str] = set()
         self._writers: set[BundleWriter] = set()
@@ -710,9 +720,14 @@ class BundleStore:
         self._dirty_counters.clear()
         self._txn_files.clear()
         if self._unlink_after:
+            free, recyclable = self._free, self._recyclable
             for name in self._unlink_after:
-                _unlink(self.payload_dir / name)
+                if name in recyclable and len(free) < _MAX_FREE_FILES:
+                    free.append(name)
+                else:
+                    _unlink(self.payload_dir / name)
             self._unlink_after.clear()
+            recyclable.clear()
 
     def _rollback(self) -> None:
         """Undo the open transaction and everything the process did for it."""
@@ -731,6 +746,7 @@ class BundleStore:
             _unlink(self.payload_dir / name)
         self._txn_files.clear()
         self._unlink_after.clear()
+        self._recyclable.clear()
         self._dirty_counters.clear()
         with contextlib.suppress(sqlite3.Error):
             self._counters = dict(self._conn.execute("SELECT name, value FROM counters").fetchall())
@@ -945,7 +961,14 @@ class BundleStore:
         )
 
     def _new_file(self) -> tuple[str, int]:
-        """Create a new payload file; its name and an open descriptor."""
+        """A payload file to write from its start (a recycled one, or a new one); its name and
+        an open descriptor. The writer truncates it to what it wrote."""
+        while self._free:
+            name = self._free.pop()
+            try:
+                return name, os.open(self.payload_dir / name, os.O_WRONLY)
+            except OSError:
+                continue  # gone meanwhile: take another
         for _ in range(8):
             name = secrets.token_hex(12) + ".bundle"
             try:
@@ -964,6 +987,7 @@ class BundleStore:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            os.ftruncate(fd, len(data))  # a recycled file may have been longer
             if self.synchronous == "FULL":
                 os.fsync(fd)
         except OSError as exc:
@@ -1304,6 +1328,8 @@ class BundleStore:
             self._bytes -= size
             if name is not None:
                 self._unlink_after.add(name)
+                if size < self.recycle_below:
+                    self._recyclable.add(name)
             self._bump("removed." + why, 1)
             self._end()
             return True
@@ -1475,6 +1501,9 @@ class BundleStore:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("PRAGMA optimize")
             finally:
+                for name in self._free:  # files kept for reuse hold nothing
+                    _unlink(self.payload_dir / name)
+                self._free.clear()
                 self._close_quietly()
 
     def _close_quietly(self) -> None:
@@ -1703,6 +1732,7 @@ class BundleWriter:
                 destination = decoded.primary.destination if destination is None else destination
             _key_of(identity)  # refuse a malformed identity before the file is closed
             if self._fd is not None:
+                os.ftruncate(self._fd, self.size)  # a recycled file may have been longer
                 if self._store.synchronous == "FULL":
                     os.fsync(self._fd)
                 os.close(self._fd)
