@@ -27,6 +27,12 @@ crash, an OOM kill) restarts with every bundle whose ``add`` it saw committed:
   transaction deleting its row committed. Files without a row (a crash between writing the
   file and committing the row, or between committing a removal and unlinking) are removed at
   open.
+* **Recycled payload files.** With ``recycle_below`` the file of a removed bundle smaller than
+  that is kept (up to 256) and written over by the next large bundle, truncated to its size:
+  creating and deleting a file per bundle is what costs most on ext4. With NORMAL, a power loss
+  that undoes the removal's commit may leave that row pointing at the next bundle's bytes; the
+  node then restores a copy of that bundle (its identity is in the bytes), which duplicate
+  suppression absorbs.
 * **Batches.** Every mutating call outside a batch is its own transaction, durable when it
   returns. ``with store.batch():`` groups many calls into one transaction, committed when the
   block ends (rolled back if it raises); or open the store with ``autocommit=False`` and call
