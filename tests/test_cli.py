@@ -238,3 +238,19 @@ def test_orbit_commands_are_listed_but_loaded_only_when_used() -> None:
     assert "links" in result.output and "overflights" in result.output
     result = CliRunner().invoke(main, ["links", "--help"])
     assert result.exit_code == 0 and "--mission" in result.output
+
+
+def test_a_reader_that_goes_away_stops_a_command_quietly() -> None:
+    """``proxima ... | head``: no error line, the status of a process killed by SIGPIPE."""
+    import subprocess
+    import sys
+
+    argv = ["passes", "--lat", "48.85", "--lon", "2.35", "--days", "7", "--from", "2026-03-11T00:00:00Z"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "proxima", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the command writes anything
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 141
+    assert b"error" not in err and b"Traceback" not in err

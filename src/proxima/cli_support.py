@@ -4,6 +4,7 @@ errors into it (exit status 1, ``error: ...`` on stderr, never a traceback)."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -24,6 +25,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _reader_gone() -> NoReturn:
+    """Standard output's reader went away (``proxima passes ... | head``): stop quietly, with
+    the status of a process killed by SIGPIPE, as Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # so that Python's final flush does not fail again
+    sys.exit(128 + 13)
+
+
 def _guarded(func: Callable[..., None], warn_on_failure: bool) -> Callable[..., None]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
@@ -32,6 +41,8 @@ def _guarded(func: Callable[..., None], warn_on_failure: bool) -> Callable[..., 
             warnings.simplefilter("always")
             try:
                 func(*args, **kwargs)
+            except BrokenPipeError:
+                _reader_gone()
             except ProximaError as exc:
                 failure = str(exc)
             except OSError as exc:
