@@ -491,3 +491,15 @@ def test_routing_exports_exist() -> None:
         assert hasattr(proxima.routing, name), name
     assert sorted(proxima.routing.__all__) == sorted(set(proxima.routing.__all__))
     assert issubclass(PlanError, ConfigError)
+
+
+def test_read_plan_dispatches_by_format_and_names_what_is_missing() -> None:
+    from proxima.errors import LocalError
+    from proxima.routing.formats import read_ion, read_plan
+
+    text = "a contact +0 +10 1 2 100\n"
+    assert read_plan(text, "ion", epoch_ms=5000).plan == read_ion(text, epoch_ms=5000).plan
+    with pytest.raises(LocalError, match="for one node"):
+        read_plan("", "ud3tn")
+    with pytest.raises(LocalError, match="unknown contact plan format 'xml'"):
+        read_plan(text, "xml")

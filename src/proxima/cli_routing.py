@@ -290,7 +290,8 @@ def _detect(path: str, text: str) -> str:
 def _read_plan(path: str, fmt: str, epoch_ms: int, local: str) -> tuple[ContactPlan, _Nodes, str, list[str]]:
     """The plan in ``path``, its nodes, its format and the reader's notes."""
     from proxima.bpv7.eid import EID
-    from proxima.routing import NodeMap, PlanError, read_hdtn, read_ion, read_ud3tn
+    from proxima.routing import NodeMap, PlanError
+    from proxima.routing.formats import read_plan
     from proxima.runtime.plans import plan_from_json
 
     raw = Path(path).read_bytes()
@@ -304,11 +305,8 @@ def _read_plan(path: str, fmt: str, epoch_ms: int, local: str) -> tuple[ContactP
     if fmt == "json":
         plan_, nodes, names = plan_from_json(text, source=path)
         notes: tuple[str, ...] = ()
-    elif fmt == "hdtn":
-        plan_, notes, _, _ = read_hdtn(text, epoch_ms=epoch_ms, source=path)
-        nodes = NodeMap()
-    elif fmt == "ion":
-        plan_, notes, _, _ = read_ion(text, epoch_ms=epoch_ms, source=path)
+    elif fmt in ("hdtn", "ion"):
+        plan_, notes, _, _ = read_plan(text, fmt, epoch_ms=epoch_ms, source=path)
         nodes = NodeMap()
     else:
         here: int | EID
@@ -319,7 +317,7 @@ def _read_plan(path: str, fmt: str, epoch_ms: int, local: str) -> tuple[ContactP
                 here = EID.parse(local)
             except ProximaError as exc:
                 raise LocalError(f"--from: {exc}") from None
-        read = read_ud3tn(text, local=here, source=path)
+        read = read_plan(text, "ud3tn", local=here, source=path)
         plan_, notes = read.plan, read.notes
         nodes = read.nodes or NodeMap()
     known = plan_.nodes | {n for n, _ in nodes.items()}

@@ -201,13 +201,19 @@ def expiry_of(bundle: Bundle, received_ms: int) -> int:
     return received_ms - age + p.lifetime
 
 
-def encoded_size(bundle: Bundle, payload_length: int | None = None) -> int:
-    """About how many bytes ``bundle`` takes on the wire (within a few tens of bytes): for the
-    volume a contact has left. ``payload_length`` for a payload kept outside ``bundle``."""
-    size = 48 + sum(len(b.data) + 12 for b in bundle.blocks)
-    if payload_length is not None:
-        size += payload_length
-    return size
+_BLOCK_OVERHEAD: Final = 12  # a canonical block's array head, type, number, flags, CRC type, CRC-32, head
+_PRIMARY_OVERHEAD: Final = 40  # a primary block's fields other than its EIDs, with a CRC-32
+
+
+def estimated_size(bundle: Bundle, payload_length: int | None = None) -> int:
+    """The bundle's encoded size, estimated without encoding it (within a few bytes): for the
+    volume a contact has left. ``payload_length`` is given for a payload kept outside ``bundle``."""
+    p = bundle.primary
+    size = 2 + _PRIMARY_OVERHEAD + len(p.destination.cbor) + len(p.source.cbor) + len(p.report_to.cbor)
+    for b in bundle.blocks[:-1]:
+        size += _BLOCK_OVERHEAD + len(b.data)
+    payload = len(bundle.payload) if payload_length is None else payload_length
+    return size + _BLOCK_OVERHEAD + payload
 
 
 def default_class(bundle: Bundle, payload_length: int | None = None) -> int:
@@ -263,6 +269,10 @@ class BundleAgent:
     def endpoints(self) -> frozenset[EID]:
         """The endpoints this node delivers to (its node ID always among them)."""
         return frozenset(self._endpoints)
+
+    def is_local(self, destination: EID) -> bool:
+        """Whether bundles for ``destination`` are delivered here (an endpoint of this node)."""
+        return destination in self._endpoints or destination.node_id == self.node_id
 
     def register(self, endpoint: EID) -> None:
         """Deliver bundles for ``endpoint`` here from now on."""
@@ -497,7 +507,7 @@ class BundleAgent:
             now_ms,
             payload_length is not None,
         )
-        held.size = encoded_size(bundle, payload_length)
+        held.size = estimated_size(bundle, payload_length)
         self._held[key] = held
         self._by_identity[held.identity] = key
         return held
@@ -510,7 +520,7 @@ class BundleAgent:
     def _place(self, held: _Held, now_ms: int, actions: list[Action]) -> None:
         """Deliver locally, or queue for a next hop, or wait for one (RFC 9171 §5.3)."""
         dest = held.bundle.primary.destination
-        if dest in self._endpoints or dest.node_id == self.node_id:
+        if self.is_local(dest):
             # an endpoint of this node: kept here for its application even before it registers
             self._deliver(held, now_ms, actions)
             return

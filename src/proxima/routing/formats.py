@@ -39,6 +39,7 @@ __all__ = [
     "dtn_ms_from_utc",
     "read_hdtn",
     "read_ion",
+    "read_plan",
     "read_ud3tn",
     "utc_from_dtn_ms",
     "write_hdtn",
@@ -256,6 +257,28 @@ class _Ion:
             for r in self.ranges
             if not ((r.from_node, r.to_node) in pairs and (start is None or r.start_ms == start))
         ]
+
+
+def read_plan(
+    text: str,
+    fmt: str,
+    *,
+    epoch_ms: int = 0,
+    local: int | EID | None = None,
+    nodes: NodeMap | None = None,
+    source: str = "<text>",
+) -> PlanFile:
+    """A plan in format ``fmt``: ``ion``, ``hdtn`` (their relative times count from
+    ``epoch_ms``) or ``ud3tn`` (read for the node ``local``, naming nodes from ``nodes``)."""
+    if fmt == "ion":
+        return read_ion(text, epoch_ms=epoch_ms, source=source)
+    if fmt == "hdtn":
+        return read_hdtn(text, epoch_ms=epoch_ms, source=source)
+    if fmt == "ud3tn":
+        if local is None:
+            raise LocalError("a µD3TN contact plan is read for one node: say which (local)")
+        return read_ud3tn(text, local=local, nodes=nodes, source=source)
+    raise LocalError(f"unknown contact plan format {fmt!r} (ion, ud3tn or hdtn)")
 
 
 def read_ion(text: str, *, epoch_ms: int = 0, source: str = "<text>") -> PlanFile:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Final
 
-from proxima.agent.agent import expiry_of
+from proxima.agent.agent import estimated_size, expiry_of
 from proxima.agent.routing import Route
 from proxima.bpv7.bundle import BundleFlag
 from proxima.bpv7.eid import EID
@@ -27,23 +27,6 @@ if TYPE_CHECKING:
     from proxima.routing.contacts import Contact
 
 __all__ = ["ContactGraphRouter", "estimated_size"]
-
-_BLOCK_OVERHEAD = 12  # a canonical block's array head, type, number, flags, CRC type, CRC-32 and head
-_PRIMARY_OVERHEAD = 40  # a primary block's fields other than its EIDs, with a CRC-32
-
-
-def estimated_size(bundle: Bundle, payload_length: int | None = None) -> int:
-    """The bundle's encoded size, estimated without encoding it (within a few bytes).
-
-    ``payload_length`` is given for a bundle whose payload is kept outside ``bundle``.
-    """
-    p = bundle.primary
-    size = 2 + _PRIMARY_OVERHEAD + len(p.destination.cbor) + len(p.source.cbor) + len(p.report_to.cbor)
-    for b in bundle.blocks[:-1]:
-        size += _BLOCK_OVERHEAD + len(b.data)
-    payload = len(bundle.payload) if payload_length is None else payload_length
-    return size + _BLOCK_OVERHEAD + payload
-
 
 _NO_SPLIT: Final = int(BundleFlag.MUST_NOT_FRAGMENT | BundleFlag.ADMIN_RECORD)
 

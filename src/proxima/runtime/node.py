@@ -637,9 +637,7 @@ class Node:
 
     def _is_local_fragment(self, p: PrimaryBlock) -> bool:
         """A fragment this node reassembles (its destination is here)."""
-        return bool(p.flags & BundleFlag.IS_FRAGMENT) and (
-            p.destination in self.agent.endpoints or p.destination.node_id == self.agent.node_id
-        )
+        return bool(p.flags & BundleFlag.IS_FRAGMENT) and self.agent.is_local(p.destination)
 
     def _stored_head(self, sid: int) -> BundleHead | None:
         """The blocks before the payload of a stored bundle kept in a file (None if inline)."""
@@ -1182,13 +1180,7 @@ def _load_plan(config: NodeConfig, now_ms: int) -> ContactGraphRouter:
     except OSError as exc:
         raise ConfigError(f"{cp.path}: cannot read the contact plan: {exc.strerror}") from exc
     epoch = now_ms if cp.epoch_unix is None else round(cp.epoch_unix * 1000) - DTN_EPOCH_UNIX_MS
-    source = str(cp.path)
-    if cp.format == "ion":
-        plan = formats.read_ion(text, epoch_ms=epoch, source=source)
-    elif cp.format == "hdtn":
-        plan = formats.read_hdtn(text, epoch_ms=epoch, source=source)
-    else:
-        plan = formats.read_ud3tn(text, local=config.node_id, source=source)
+    plan = formats.read_plan(text, cp.format, epoch_ms=epoch, local=config.node_id, source=str(cp.path))
     return ContactGraphRouter(plan.plan, config.node_id, nodes=plan.nodes)
 
 

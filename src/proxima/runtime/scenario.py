@@ -79,7 +79,7 @@ from proxima.errors import ConfigError, InvalidEndpointID, ProximaError
 from proxima.orbit.links import contacts as window_contacts
 from proxima.orbit.timescale import iso_to_unix
 from proxima.routing.contacts import ContactPlan, NodeMap, unix_s_to_dtn_ms
-from proxima.routing.formats import read_hdtn, read_ion, read_ud3tn
+from proxima.routing.formats import read_plan
 from proxima.runtime.mission import _Table, load_mission, mission_windows
 from proxima.sim import EndToEnd, Message, Reply, Simulator, cut_plan, periodic_windows
 from proxima.sim.outages import merge_spans
@@ -305,22 +305,18 @@ def _plan_network(net: _Network, t: _Table, base: Path | None, start_ms: int) ->
         except InvalidEndpointID as exc:
             raise names.fail(name, str(exc)) from exc
         net.add(name, eid.node_id)
-    if fmt == "ion":
-        pf = read_ion(text, epoch_ms=start_ms, source=str(path))
-    elif fmt == "hdtn":
-        pf = read_hdtn(text, epoch_ms=start_ms, source=str(path))
-    else:
-        local = t.text("local")
+    local_eid = None
+    if fmt == "ud3tn":
         try:
-            local_eid = EID.parse(local)
+            local_eid = EID.parse(t.text("local"))
         except InvalidEndpointID as exc:
             raise t.fail("local", str(exc)) from exc
-        pf = read_ud3tn(text, local=local_eid, nodes=net.nodes, source=str(path))
-        if pf.nodes is not None:
-            for number, eid in pf.nodes.items():
-                if number not in net.names:
-                    net.names[number] = str(eid)
-                    net.nodes.add(number, eid)
+    pf = read_plan(text, fmt, epoch_ms=start_ms, local=local_eid, nodes=net.nodes, source=str(path))
+    if pf.nodes is not None:  # µD3TN names its dtn nodes
+        for number, eid in pf.nodes.items():
+            if number not in net.names:
+                net.names[number] = str(eid)
+                net.nodes.add(number, eid)
     net.plan = pf.plan
     for number in sorted(pf.plan.nodes):
         if number not in net.names:
