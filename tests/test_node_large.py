@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
 import tracemalloc
 from pathlib import Path
 
@@ -16,42 +15,17 @@ from proxima.bpv7.bundle import Bundle, PrimaryBlock, decode_bundle, encode_bund
 from proxima.bpv7.eid import DTN_NONE
 from proxima.bpv7.stream import decode_bundle_head
 from proxima.errors import BundleError, CRCError
-from proxima.runtime.config import ListenConfig, NeighbourConfig, NodeConfig, RouteConfig
+from proxima.runtime.config import NodeConfig
 from proxima.runtime.node import STREAM_THRESHOLD, Node, dtn_now_ms
+from test_node_net import chain as net_chain
 
 ISS, RELAY, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:2.0"), EID.parse("ipn:3.0")
 MEDIA = EID.parse("ipn:3.9")
 MIB = 1024 * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def chain(tmp_path: Path, cla: str = "tcpcl") -> tuple[Node, Node, Node]:
-    p_relay, p_ground = free_port(), free_port()
-
-    def cfg(node: EID, **kw: object) -> NodeConfig:
-        return NodeConfig(node_id=node, store_path=tmp_path / str(node.node), **kw)  # type: ignore[arg-type]
-
-    iss = Node(
-        cfg(
-            ISS,
-            neighbours=(NeighbourConfig(RELAY, cla, "127.0.0.1", p_relay),),
-            routes=(RouteConfig("*", RELAY),),
-        )
-    )
-    relay = Node(
-        cfg(
-            RELAY,
-            listen=(ListenConfig(cla, "127.0.0.1", p_relay),),
-            neighbours=(NeighbourConfig(GROUND, cla, "127.0.0.1", p_ground),),
-        )
-    )
-    ground = Node(cfg(GROUND, endpoints=(MEDIA,), listen=(ListenConfig(cla, "127.0.0.1", p_ground),)))
-    return iss, relay, ground
+    return net_chain(tmp_path, cla, MEDIA)
 
 
 def media_file(path: Path, size: int) -> str:

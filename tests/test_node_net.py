@@ -22,8 +22,8 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("cla", ["tcpcl", "mtcp", "stcp", "udp"])
-def test_three_nodes_relay_over(cla: str, tmp_path: Path) -> None:
+def chain(tmp_path: Path, cla: str = "tcpcl", endpoint: EID = POSTS) -> tuple[Node, Node, Node]:
+    """ISS -> relay -> ground over ``cla`` on loopback, ``endpoint`` registered on the ground."""
     kind = socket.SOCK_DGRAM if cla == "udp" else socket.SOCK_STREAM
     p_relay, p_ground = free_port(kind), free_port(kind)
 
@@ -44,7 +44,13 @@ def test_three_nodes_relay_over(cla: str, tmp_path: Path) -> None:
             neighbours=(NeighbourConfig(GROUND, cla, "127.0.0.1", p_ground),),
         )
     )
-    ground = Node(cfg(GROUND, endpoints=(POSTS,), listen=(ListenConfig(cla, "127.0.0.1", p_ground),)))
+    ground = Node(cfg(GROUND, endpoints=(endpoint,), listen=(ListenConfig(cla, "127.0.0.1", p_ground),)))
+    return iss, relay, ground
+
+
+@pytest.mark.parametrize("cla", ["tcpcl", "mtcp", "stcp", "udp"])
+def test_three_nodes_relay_over(cla: str, tmp_path: Path) -> None:
+    iss, relay, ground = chain(tmp_path, cla)
 
     async def main() -> list[bytes]:
         for n in (ground, relay, iss):
