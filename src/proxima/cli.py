@@ -86,6 +86,12 @@ class _LazyGroup(click.Group):
         "simulate": "proxima.cli_sim:simulate",
         "keys": "proxima.cli_outreach:keys",
         "verify": "proxima.cli_outreach:verify",
+        "ground": "proxima.cli_ground:ground",
+        "login": "proxima.cli_ground:login",
+        "review": "proxima.cli_ground:review",
+        "calendar": "proxima.cli_ground:calendar",
+        "questions": "proxima.cli_ground:questions",
+        "crew": "proxima.cli_ground:crew",
     }
 
     def _available(self) -> dict[str, str]:

@@ -11,6 +11,12 @@ Every error Proxima raises on purpose is a :class:`ProximaError`, and says whose
     │   ├── StoreError          the local bundle store refuses or fails (full, corrupt, closed)
     │   ├── PostError           a crew post as drafted breaks a rule (``field`` names it: "text[fr]:
     │   │                       5012 characters, at most 5000")
+    │   ├── GroundError         the ground service refuses a request; ``reason`` is the HTTP status
+    │   │   ├── NotFound        (404) no such post, account, question or slot
+    │   │   ├── Forbidden       (401/403) not logged in, or the role does not allow it (four eyes)
+    │   │   ├── Conflict        (409) the post's state does not allow this step (approve a rejected post)
+    │   │   ├── InvalidInput    (400/413/415) a field is wrong (``field`` names it)
+    │   │   └── RateLimited     (429) too many requests from one client (``retry_after`` seconds)
     │   └── OrbitInputError     an orbit computation was asked something invalid (a latitude of 91°,
     │                           a time too far from the elements' epoch, no elements at all)
     └── RemoteError             data that came from outside is wrong (a peer, a file, a socket)
@@ -21,6 +27,9 @@ Every error Proxima raises on purpose is a :class:`ProximaError`, and says whose
         │                       (``field`` names the field)
         ├── VerificationError   provenance fails: unknown signer, bad signature, doctored media...
         │                       (``failure`` says which)
+        ├── MediaError          a media file is unreadable, of an unsupported format, or too large
+        ├── ChannelError        a publishing channel (Mastodon, ActivityPub...) failed; ``transient``
+        │                       says whether a retry may succeed, ``reason`` is the HTTP status
         └── ProtocolError       the bytes break a protocol rule; ``reason`` is the wire reason code
             ├── BundleError     RFC 9171: the bundle is invalid (``reason`` is a status report code)
             │   ├── CRCError    a block's CRC does not match the received bytes
@@ -37,18 +46,26 @@ from __future__ import annotations
 __all__ = [
     "BundleError",
     "CRCError",
+    "ChannelError",
     "ConfigError",
+    "Conflict",
     "ConvergenceLayerError",
     "ElementsError",
     "EnvelopeError",
+    "Forbidden",
+    "GroundError",
     "Incomplete",
     "InvalidEndpointID",
+    "InvalidInput",
     "KeyFileError",
     "LocalError",
+    "MediaError",
+    "NotFound",
     "OrbitInputError",
     "PostError",
     "ProtocolError",
     "ProximaError",
+    "RateLimited",
     "RemoteError",
     "SecurityError",
     "StoreError",
@@ -201,3 +218,73 @@ class VerificationError(RemoteError):
     def __init__(self, message: str, *, failure: str) -> None:
         super().__init__(message)
         self.failure = failure
+
+
+class GroundError(LocalError):
+    """The ground service refuses a request; ``reason`` is the HTTP status its API answers with."""
+
+    status: int = 400
+
+    def __init__(self, message: str, *, field: str | None = None, status: int | None = None) -> None:
+        code = self.status if status is None else status
+        super().__init__(message if field is None else f"{field}: {message}", reason=code)
+        self.field = field
+        self.status = code
+
+
+class NotFound(GroundError):
+    """No such post, account, question, channel or slot."""
+
+    status = 404
+
+
+class Forbidden(GroundError):
+    """Not logged in (401), or the account's role does not allow the step (403, four eyes included)."""
+
+    status = 403
+
+
+class Conflict(GroundError):
+    """The step does not fit the current state (approve a rejected post, schedule in the past...)."""
+
+    status = 409
+
+
+class InvalidInput(GroundError):
+    """A field of a request is wrong; ``field`` names it (413 too large, 415 unsupported type)."""
+
+    status = 400
+
+
+class RateLimited(GroundError):
+    """Too many requests from one client; ``retry_after`` is how many seconds to wait."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MediaError(RemoteError):
+    """A media file is unreadable, of a format that is not supported, or too large for a channel."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message if name is None else f"{name}: {message}")
+        self.name = name
+
+
+class ChannelError(RemoteError):
+    """A publishing channel failed.
+
+    ``channel`` names it; ``transient`` is true when trying again later may succeed (network
+    down, 5xx, 429), false when it never will (401, a post the network refuses); ``reason`` is the
+    HTTP status when there was one.
+    """
+
+    def __init__(
+        self, message: str, *, channel: str, transient: bool, status: int | None = None
+    ) -> None:
+        super().__init__(f"{channel}: {message}", reason=status)
+        self.channel = channel
+        self.transient = transient

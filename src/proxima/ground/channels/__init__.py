@@ -1,0 +1,1 @@
+"""Publishing channels: one adapter per kind of network, behind one interface (:mod:`.base`)."""

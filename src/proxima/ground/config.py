@@ -1,0 +1,200 @@
+"""Ground service configuration from a TOML file, checked with errors naming the file and the key.
+
+Example (paths are relative to the file)::
+
+    database = "sqlite:///ground.db"   # any SQLAlchemy URL; sqlite paths relative to the file
+    media_dir = "media"
+    keyring = "keys"                   # directory of NAME.pub, or a TOML keyring
+    base_url = "http://127.0.0.1:8080" # where the public reaches this service (verification links)
+
+    [http]
+    host = "127.0.0.1"
+    port = 8080
+
+    [dtn]
+    node = "127.0.0.1:4242"            # the ground node's application interface
+    posts = "dtn://ground/posts"       # endpoint the crew sends signed posts to
+    media = "dtn://ground/media"       # endpoint the crew sends media parts to
+    crew = "dtn://iss/crew"            # where selected questions go up
+
+    [[channel]]
+    kind = "atom"                      # atom, activitypub, mastodon, bluesky, webhook
+    name = "atom"                      # as posts list it (default: the kind)
+    title = "Proxima"                  # other keys are the channel's own options
+
+    [[slot]]
+    channel = "atom"
+    time = "09:30"
+    tz = "Europe/Paris"
+    weekday = 0                        # optional: 0 = Monday ... 6 = Sunday; every day when absent
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from proxima.bpv7.eid import EID
+from proxima.errors import ConfigError, InvalidEndpointID
+
+__all__ = ["CHANNEL_KINDS", "ChannelConfig", "DtnConfig", "GroundConfig", "SlotConfig", "load_ground_config"]
+
+CHANNEL_KINDS: Final = ("atom", "activitypub", "mastodon", "bluesky", "webhook")
+
+
+@dataclass(frozen=True, slots=True)
+class DtnConfig:
+    """Where the ground node is, and the endpoints the service uses on it."""
+
+    node: str = "127.0.0.1:4242"
+    posts: str = "dtn://ground/posts"
+    media: str = "dtn://ground/media"
+    crew: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """One publishing channel: its kind, its name, and the kind's own options."""
+
+    kind: str
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotConfig:
+    """A recurring calendar slot set up at start."""
+
+    channel: str
+    time: str
+    tz: str
+    weekday: int | None = None
+    campaign: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroundConfig:
+    """A whole ground service configuration."""
+
+    database: str
+    media_dir: Path
+    keyring: Path
+    base_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dtn: DtnConfig | None = None
+    channels: tuple[ChannelConfig, ...] = ()
+    slots: tuple[SlotConfig, ...] = ()
+    poll_s: float = 1.0
+    source: Path | None = None
+
+
+def _fail(source: Path, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{source}: {key}: {message}")
+
+
+def _str(doc: dict[str, Any], key: str, source: Path, where: str, default: str | None = None) -> str:
+    value = doc.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise _fail(source, f"{where}{key}", "must be non-empty text" if key in doc else "is required")
+    return value
+
+
+def _eid(value: str, source: Path, key: str) -> str:
+    try:
+        return str(EID.parse(value))
+    except InvalidEndpointID as exc:
+        raise _fail(source, key, str(exc)) from exc
+
+
+def load_ground_config(path: str | Path) -> GroundConfig:
+    """Read and check a ground configuration file."""
+    source = Path(path)
+    try:
+        doc = tomllib.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    base = source.parent.resolve()
+    known = {"database", "media_dir", "keyring", "base_url", "http", "dtn", "channel", "slot", "poll_s"}
+    for key in doc:
+        if key not in known:
+            raise _fail(source, key, f"unknown key (known: {', '.join(sorted(known))})")
+    database = _str(doc, "database", source, "", "sqlite:///ground.db")
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        rel = database.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            database = f"sqlite:///{base / rel}"
+    http = doc.get("http", {})
+    if not isinstance(http, dict):
+        raise _fail(source, "http", "must be a table")
+    host = _str(http, "host", source, "http.", "127.0.0.1")
+    port = http.get("port", 8080)
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise _fail(source, "http.port", f"{port!r} is not a TCP port")
+    base_url = _str(doc, "base_url", source, "", f"http://{host}:{port}")
+    if not base_url.startswith(("http://", "https://")):
+        raise _fail(source, "base_url", f"{base_url!r} is not an http(s) URL")
+    dtn: DtnConfig | None = None
+    if "dtn" in doc:
+        table = doc["dtn"]
+        if not isinstance(table, dict):
+            raise _fail(source, "dtn", "must be a table")
+        crew = table.get("crew")
+        dtn = DtnConfig(
+            node=_str(table, "node", source, "dtn.", "127.0.0.1:4242"),
+            posts=_eid(_str(table, "posts", source, "dtn.", "dtn://ground/posts"), source, "dtn.posts"),
+            media=_eid(_str(table, "media", source, "dtn.", "dtn://ground/media"), source, "dtn.media"),
+            crew=None if crew is None else _eid(_str(table, "crew", source, "dtn."), source, "dtn.crew"),
+        )
+    channels: list[ChannelConfig] = []
+    for i, item in enumerate(doc.get("channel", [])):
+        where = f"channel[{i}]."
+        if not isinstance(item, dict):
+            raise _fail(source, f"channel[{i}]", "must be a table")
+        kind = _str(item, "kind", source, where)
+        if kind not in CHANNEL_KINDS:
+            raise _fail(source, f"{where}kind", f"{kind!r} is not one of {', '.join(CHANNEL_KINDS)}")
+        name = _str(item, "name", source, where, kind)
+        if any(c.name == name for c in channels):
+            raise _fail(source, f"{where}name", f"channel {name!r} given twice")
+        options = {k: v for k, v in item.items() if k not in ("kind", "name")}
+        channels.append(ChannelConfig(kind, name, options))
+    slots: list[SlotConfig] = []
+    for i, item in enumerate(doc.get("slot", [])):
+        where = f"slot[{i}]."
+        if not isinstance(item, dict):
+            raise _fail(source, f"slot[{i}]", "must be a table")
+        weekday = item.get("weekday")
+        if weekday is not None and (type(weekday) is not int or not 0 <= weekday <= 6):
+            raise _fail(source, f"{where}weekday", f"{weekday!r} is not 0 (Monday) to 6 (Sunday)")
+        slots.append(
+            SlotConfig(
+                channel=_str(item, "channel", source, where),
+                time=_str(item, "time", source, where),
+                tz=_str(item, "tz", source, where),
+                weekday=weekday,
+                campaign=item.get("campaign"),
+                label=item.get("label"),
+            )
+        )
+    poll = doc.get("poll_s", 1.0)
+    if not isinstance(poll, (int, float)) or not 0 < poll <= 3600:
+        raise _fail(source, "poll_s", f"{poll!r} is not a number of seconds in (0, 3600]")
+    return GroundConfig(
+        database=database,
+        media_dir=base / _str(doc, "media_dir", source, "", "media"),
+        keyring=base / _str(doc, "keyring", source, "", "keys"),
+        base_url=base_url.rstrip("/"),
+        host=host,
+        port=port,
+        dtn=dtn,
+        channels=tuple(channels),
+        slots=tuple(slots),
+        poll_s=float(poll),
+        source=source,
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ground database (run by :func:`proxima.ground.db.upgrade`)."""

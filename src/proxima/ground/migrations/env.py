@@ -1,0 +1,34 @@
+"""Alembic environment: the ground service's metadata, on the connection the caller passes in."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from proxima.ground.db import Base, load_tables
+
+load_tables()
+config = context.config
+connection = config.attributes.get("connection")
+
+
+def _run(conn: object) -> None:
+    context.configure(
+        connection=conn,  # type: ignore[arg-type]
+        target_metadata=Base.metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if connection is not None:
+    _run(connection)
+else:
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set sqlalchemy.url (alembic -x or the ini file) to migrate a ground database")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        _run(conn)

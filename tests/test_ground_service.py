@@ -1,0 +1,273 @@
+"""The ground service's data layer: posts in, review with four eyes, calendar, deliveries, acks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ground_helpers import T0, Crew, Ground, jpeg, make_ground
+from proxima.errors import ChannelError, Conflict, EnvelopeError, Forbidden, InvalidInput, VerificationError
+from proxima.ground.channels.base import Published
+from proxima.ground.service import LEASE, GroundService
+from proxima.ground.workflow import MAX_ATTEMPTS
+from proxima.outreach.uplink import decode_ack
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture
+def g(tmp_path: Path) -> Ground:
+    return make_ground(tmp_path)
+
+
+def _receive(g: Ground, *, media: dict[str, bytes] | None = None, **kw: object) -> str:
+    post, signed, parts = g.crew.post(media=media, **kw)  # type: ignore[arg-type]
+    g.service.receive_post(signed, source="dtn://iss/crew", now=T0)
+    for p in parts:
+        g.service.receive_media_part(p, now=T0)
+    return post.id
+
+
+def _acks(g: Ground) -> list[tuple[str, str]]:
+    return [(a.post_id, a.state) for a in (decode_ack(p) for _, _, p in g.service.pending_uplinks())]
+
+
+def test_post_with_photo_goes_to_review_once_every_part_is_in(g: Ground) -> None:
+    photo = jpeg()
+    post, signed, parts = g.crew.post(media={"earth.jpg": photo}, part_bytes=200)
+    assert len(parts) > 2
+    # Parts may arrive before their post, and in any order.
+    assert g.service.receive_media_part(parts[-1], now=T0) == "partial"
+    g.service.receive_post(signed, source="dtn://iss/crew", now=T0)
+    assert g.service.show(post.id)["state"] == "received"
+    for p in parts[:-1]:
+        g.service.receive_media_part(p, now=T0)
+    info = g.service.show(post.id)
+    assert info["state"] == "in_review"
+    assert info["media"][0]["state"] == "complete"
+    assert g.service.media_path(info["media"][0]["sha256"]).read_bytes() == photo
+    assert _acks(g) == [(post.id, "received"), (post.id, "in_review")]
+
+
+def test_same_post_twice_is_one_post(g: Ground) -> None:
+    post, signed, _ = g.crew.post()
+    g.service.receive_post(signed, source=None, now=T0)
+    g.service.receive_post(signed, source=None, now=T0 + timedelta(seconds=5))
+    assert [p["id"] for p in g.service.list_posts()] == [post.id]
+    assert len(g.service.show(post.id)["versions"]) == 1
+
+
+def test_tampered_post_is_refused_with_reason(g: Ground) -> None:
+    _, signed, _ = g.crew.post(text={"en": "Hello"})
+    forged = bytearray(signed)
+    i = forged.index(b"Hello")
+    forged[i : i + 5] = b"Hallo"
+    with pytest.raises(VerificationError, match="bad signature"):
+        g.service.receive_post(bytes(forged), source=None, now=T0)
+    assert g.service.list_posts() == []
+    refusal = g.service.refusals()[0]
+    assert refusal["failure"] == "bad_signature"
+
+
+def test_unknown_signer_is_refused(g: Ground) -> None:
+    stranger = Crew(name="mallory")
+    _, signed, _ = stranger.post()
+    with pytest.raises(VerificationError, match="unknown signer 'mallory'"):
+        g.service.receive_post(signed, source=None, now=T0)
+
+
+def test_garbage_post_is_refused(g: Ground) -> None:
+    with pytest.raises(EnvelopeError):
+        g.service.receive_post(b"\x83\x01\x02", source=None, now=T0)
+    assert g.service.refusals()[0]["failure"] == "malformed"
+
+
+def test_doctored_photo_is_refused_and_the_post_never_published(g: Ground) -> None:
+    photo = jpeg()
+    post, signed, parts = g.crew.post(media={"selfie.jpg": photo}, part_bytes=100_000)
+    g.service.receive_post(signed, source=None, now=T0)
+    # Same claimed hash and size, other bytes: the fake space selfie.
+    fake = bytearray(parts[0])
+    fake[-20:] = bytes(20)
+    assert g.service.receive_media_part(bytes(fake), now=T0) == "refused"
+    info = g.service.show(post.id)
+    assert info["state"] == "rejected"
+    reasons = [r["reason"] for r in g.service.refusals()]
+    assert any("differs from the one the crew signed" in r for r in reasons)
+    with pytest.raises(Conflict):
+        g.service.approve(post.id, g.approver, now=T0)
+
+
+def test_four_eyes(g: Ground) -> None:
+    pid = _receive(g)
+    with pytest.raises(Forbidden, match="wrote this post"):
+        g.service.approve(pid, g.crew_account, now=T0)
+    with pytest.raises(Forbidden, match="needs the approver role"):
+        g.service.approve(pid, g.editor, now=T0)
+    g.service.edit(pid, g.approver, text={"fr": "Bonjour !", "en": "Hello!"}, note="typo", now=T0)
+    with pytest.raises(Forbidden, match="made this version"):
+        g.service.approve(pid, g.approver, now=T0)
+    # Another editor's version can be approved by marc.
+    g.service.edit(pid, g.editor, hashtags=["Proxima", "AllezThomas"], now=T0)
+    g.service.approve(pid, g.approver, now=T0)
+    assert g.service.show(pid)["state"] == "approved"
+
+
+def test_edit_keeps_the_crew_original_and_audits_changes(g: Ground) -> None:
+    pid = _receive(g)
+    g.service.edit(pid, g.editor, text={"fr": "Bonjour", "en": "Hello"}, now=T0)
+    info = g.service.show(pid)
+    assert info["versions"][0]["editor"] is None
+    assert info["versions"][0]["text"]["en"] == "Hello from the ISS"
+    assert info["versions"][1]["text"]["en"] == "Hello"
+    edit = next(a for a in info["audit"] if a["action"] == "edit")
+    assert edit["actor"] == "anne"
+    assert edit["detail"]["changes"]["text"]["before"]["en"] == "Hello from the ISS"
+    with pytest.raises(InvalidInput, match="changes nothing"):
+        g.service.edit(pid, g.editor, text={"fr": "Bonjour", "en": "Hello"}, now=T0)
+    with pytest.raises(InvalidInput, match="unknown channel 'myspace'"):
+        g.service.edit(pid, g.editor, channels=["myspace"], now=T0)
+    with pytest.raises(InvalidInput, match=r"text\[en\]"):
+        g.service.edit(pid, g.editor, text={"en": " "}, now=T0)
+
+
+def test_rejected_post_is_never_due(g: Ground) -> None:
+    pid = _receive(g)
+    g.service.schedule(pid, g.editor, T0 + timedelta(hours=1), now=T0)
+    g.service.reject(pid, g.editor, "off message", now=T0)
+    with pytest.raises(Conflict, match="rejected"):
+        g.service.approve(pid, g.approver, now=T0)
+    assert g.service.due(T0 + timedelta(days=30)) == []
+    assert _acks(g)[-1] == (pid, "rejected")
+
+
+def test_approval_must_come_before_the_scheduled_time(g: Ground) -> None:
+    pid = _receive(g)
+    at = T0 + timedelta(hours=1)
+    g.service.schedule(pid, g.editor, at, now=T0)
+    assert g.service.show(pid)["state"] == "in_review"
+    with pytest.raises(Conflict, match="before that time"):
+        g.service.approve(pid, g.approver, now=at)
+    g.service.approve(pid, g.approver, now=at - timedelta(minutes=1))
+    assert g.service.show(pid)["state"] == "scheduled"
+
+
+def test_schedule_checks(g: Ground) -> None:
+    first = _receive(g)
+    second = _receive(g)
+    with pytest.raises(InvalidInput, match="in the past"):
+        g.service.schedule(first, g.editor, T0 - timedelta(minutes=1), now=T0)
+    with pytest.raises(InvalidInput, match="at least 300 s ahead"):
+        g.service.schedule(first, g.editor, T0 + timedelta(minutes=2), now=T0)
+    g.service.schedule(first, g.editor, T0 + timedelta(hours=1), now=T0)
+    with pytest.raises(Conflict, match=f"post {first} is scheduled"):
+        g.service.schedule(second, g.editor, T0 + timedelta(hours=1, minutes=5), now=T0)
+    g.service.schedule(second, g.editor, T0 + timedelta(hours=2), now=T0)
+
+
+def test_publication_per_channel_then_published_with_links(g: Ground) -> None:
+    pid = _receive(g, media={"earth.jpg": jpeg()})
+    at = T0 + timedelta(hours=1)
+    g.service.approve(pid, g.approver, now=T0)
+    g.service.schedule(pid, g.editor, at, now=T0)
+    assert g.service.due(at - timedelta(seconds=1)) == []
+    due = g.service.due(at)
+    assert sorted(d.channel for d in due) == ["atom", "mastodon"]
+    out = due[0].outgoing
+    assert out.key == pid
+    assert out.verify_url is not None and out.verify_url.startswith("https://proxima.example/verify/")
+    assert out.media[0].alt["fr"] == "La Terre"
+    # Leased: not handed out twice while being published.
+    assert g.service.due(at) == []
+    for d in due:
+        g.service.published(d.id, Published(f"id-{d.channel}", f"https://{d.channel}.example/{pid}"), now=at)
+    info = g.service.show(pid)
+    assert info["state"] == "published"
+    last = decode_ack(g.service.pending_uplinks()[-1][2])
+    assert last.state == "published"
+    assert dict(last.links) == {
+        "atom": f"https://atom.example/{pid}",
+        "mastodon": f"https://mastodon.example/{pid}",
+    }
+
+
+def test_transient_failures_retry_with_backoff_then_succeed_once(g: Ground) -> None:
+    pid = _receive(g, channels=("atom",))
+    at = T0 + timedelta(hours=1)
+    g.service.approve(pid, g.approver, now=T0)
+    g.service.schedule(pid, g.editor, at, now=T0)
+    (d,) = g.service.due(at)
+    g.service.failed(d.id, ChannelError("connection refused", channel="atom", transient=True), now=at)
+    info = g.service.show(pid)["deliveries"][0]
+    assert info["state"] == "retrying"
+    assert g.service.due(at + timedelta(seconds=29)) == []
+    (again,) = g.service.due(at + timedelta(seconds=40))
+    assert again.attempt == 2 and again.outgoing.key == pid
+    g.service.published(again.id, Published("1", "https://atom.example/1"), now=at)
+    assert g.service.show(pid)["state"] == "published"
+    assert g.service.due(at + timedelta(days=1)) == []
+
+
+def test_permanent_failure_and_giving_up(g: Ground) -> None:
+    pid = _receive(g, channels=("atom",))
+    at = T0 + timedelta(hours=1)
+    g.service.approve(pid, g.approver, now=T0)
+    g.service.schedule(pid, g.editor, at, now=T0)
+    now = at
+    for _ in range(MAX_ATTEMPTS):
+        (d,) = g.service.due(now)
+        g.service.failed(d.id, ChannelError("503", channel="atom", transient=True, status=503), now=now)
+        now += timedelta(hours=2)
+    info = g.service.show(pid)
+    assert info["state"] == "failed"
+    assert info["deliveries"][0]["attempts"] == MAX_ATTEMPTS
+    # Scheduled again, the failed channel is retried from scratch.
+    g.service.schedule(pid, g.editor, now + timedelta(hours=1), now=now)
+    (d,) = g.service.due(now + timedelta(hours=1))
+    g.service.failed(d.id, ChannelError("401", channel="atom", transient=False, status=401), now=now)
+    assert g.service.show(pid)["state"] == "failed"
+
+
+def test_a_publisher_that_died_is_retried_after_its_lease(g: Ground) -> None:
+    pid = _receive(g, channels=("atom",))
+    at = T0 + timedelta(hours=1)
+    g.service.approve(pid, g.approver, now=T0)
+    g.service.schedule(pid, g.editor, at, now=T0)
+    (d,) = g.service.due(at)
+    # The process dies here; a new one over the same database:
+    fresh = GroundService(
+        g.service.sessions,
+        keyring=g.service.keyring,
+        media_dir=g.service.media_dir,
+        base_url=g.service.base_url,
+        channels=g.service.channels,
+    )
+    assert fresh.due(at + LEASE - timedelta(seconds=1)) == []
+    (again,) = fresh.due(at + LEASE)
+    assert again.id == d.id and again.outgoing.key == d.outgoing.key
+
+
+def test_free_calendar_slot(g: Ground) -> None:
+    g.service.add_slot(g.editor, channel="atom", time_of_day="09:30", tz="Europe/Paris")
+    pid = _receive(g, channels=("atom",))
+    g.service.approve(pid, g.approver, now=T0)
+    g.service.schedule(pid, g.editor, None, now=T0)
+    info = g.service.show(pid)
+    assert info["scheduled_at"] == "2026-12-01T08:30:00+00:00"  # 09:30 in Paris, winter time
+    other = _receive(g, channels=("atom",))
+    g.service.schedule(other, g.editor, None, now=T0)
+    assert g.service.show(other)["scheduled_at"] == "2026-12-02T08:30:00+00:00"
+    view = g.service.calendar_view(T0, T0 + timedelta(days=3))
+    kinds = [(i["kind"], i["at"][:10]) for i in view]
+    assert (
+        ("post", "2026-12-01") in kinds
+        and ("post", "2026-12-02") in kinds
+        and ("slot", "2026-12-03") in kinds
+    )
+    with pytest.raises(InvalidInput, match="time zone"):
+        g.service.add_slot(g.editor, channel="atom", time_of_day="09:30", tz="Mars/Olympus")
+    with pytest.raises(InvalidInput, match="HH:MM"):
+        g.service.add_slot(g.editor, channel="atom", time_of_day="25:00", tz="UTC")
