@@ -13,7 +13,7 @@ from PIL import Image
 
 from proxima.ground import accounts
 from proxima.ground.channels.base import Limits
-from proxima.ground.db import Base, make_engine, session_factory
+from proxima.ground.db import make_engine, session_factory, upgrade
 from proxima.ground.service import GroundService, dtn_ms
 from proxima.outreach.post import MediaRef, Post, encode_media_part, media_parts
 from proxima.outreach.provenance import encode_signed_post, sign_post
@@ -99,10 +99,16 @@ class Ground:
     path: Path
 
 
-def make_ground(tmp_path: Path, *, channels: dict[str, Limits] | None = None) -> Ground:
-    """A fresh ground service with accounts anne (editor), marc (approver), thomas (crew, approver)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'ground.db'}")
-    Base.metadata.create_all(engine)
+def make_ground(
+    tmp_path: Path, *, channels: dict[str, Limits] | None = None, url: str | None = None
+) -> Ground:
+    """A fresh ground service with accounts anne (editor), marc (approver), thomas (crew, approver).
+
+    The database is a new SQLite file, or the empty database at ``url``, brought to the newest
+    schema by the shipped migrations.
+    """
+    engine = make_engine(url or f"sqlite:///{tmp_path / 'ground.db'}")
+    upgrade(engine)
     sessions = session_factory(engine)
     crew = Crew()
     service = GroundService(

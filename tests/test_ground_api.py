@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ground_helpers import PASSWORD, T0, Ground, jpeg, make_ground
+from proxima.ground import accounts
 from proxima.ground.api import build_app
 from proxima.ground.channels.base import Published
 from proxima.ground.ratelimit import RateLimiter
@@ -54,7 +55,7 @@ def _post(g: Ground, photo: bytes | None = None) -> tuple[str, bytes]:
 
 
 def test_console_needs_a_token_and_the_right_role(env: tuple[Ground, TestClient, Clock]) -> None:
-    g, client, _ = env
+    g, client, clock = env
     pid, _ = _post(g)
     assert client.get("/api/posts").status_code == 401
     assert client.get("/api/posts", headers={"Authorization": "Bearer prx_nope"}).status_code == 401
@@ -72,6 +73,12 @@ def test_console_needs_a_token_and_the_right_role(env: tuple[Ground, TestClient,
     assert r.status_code == 200 and r.json()["state"] == "approved"
     r = client.post(f"/api/posts/{pid}/approve", headers=marc)
     assert r.status_code == 409
+    # A crew account may not read the console; a token left unused for a month stops working.
+    with g.service.sessions.begin() as s:
+        accounts.create_account(s, "samantha", "Samantha", "crew", ["crew"], PASSWORD, now=T0)
+    assert client.get("/api/posts", headers=_token(client, "samantha")).status_code == 403
+    clock.now += timedelta(days=31)
+    assert client.get("/api/posts", headers=anne).status_code == 401
 
 
 def test_schedule_validation_over_http(env: tuple[Ground, TestClient, Clock]) -> None:
@@ -90,6 +97,10 @@ def test_schedule_validation_over_http(env: tuple[Ground, TestClient, Clock]) ->
     assert r.status_code == 404
     r = client.post(f"/api/posts/{pid}/edit", headers=anne, content=b"{not json")
     assert r.status_code == 400
+    r = client.post(f"/api/posts/{pid}/edit", headers=anne, json={"hashtags": "Proxima"})
+    assert r.status_code == 400 and r.json()["field"] == "hashtags"
+    r = client.post(f"/api/posts/{pid}/edit", headers=anne, content=b"x" * 300_000)
+    assert r.status_code == 413
 
 
 def test_public_timeline_and_photo_verification(env: tuple[Ground, TestClient, Clock]) -> None:
@@ -99,9 +110,15 @@ def test_public_timeline_and_photo_verification(env: tuple[Ground, TestClient, C
     g.service.approve(pid, g.approver, now=T0)
     g.service.schedule(pid, g.editor, T0 + timedelta(hours=1), now=T0)
     assert client.get("/api/timeline").json()["posts"] == []
+    # Nothing of a post is shown before it is published, not even through its code.
+    unpublished = g.service.show(pid)["code"]
+    assert client.get(f"/api/verify/{unpublished}").status_code == 404
     for d in g.service.due(T0 + timedelta(hours=1)):
         g.service.published(
-            d.id, Published("1", f"https://{d.channel}.example/1"), now=T0 + timedelta(hours=1)
+            d.id,
+            Published("1", f"https://{d.channel}.example/1"),
+            attempt=d.attempt,
+            now=T0 + timedelta(hours=1),
         )
     (pub,) = client.get("/api/timeline").json()["posts"]
     assert pub["id"] == pid and pub["links"]["atom"] == "https://atom.example/1"

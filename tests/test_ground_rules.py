@@ -47,13 +47,16 @@ def test_no_step_leaves_rejected_or_reaches_published_without_being_scheduled(
 
 
 def test_four_eyes_rules() -> None:
-    check_approver("marc", author="thomas", version_editor="anne", scheduled_at=None, now=T0)
-    with pytest.raises(Forbidden):
-        check_approver("thomas", author="thomas", version_editor=None, scheduled_at=None, now=T0)
-    with pytest.raises(Forbidden):
-        check_approver("anne", author="thomas", version_editor="anne", scheduled_at=None, now=T0)
+    kw = {"author": "thomas", "signer": "thomas", "scheduled_at": None, "now": T0}
+    check_approver("marc", editors={"anne"}, **kw)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden, match="wrote"):
+        check_approver("thomas", editors=set(), **kw)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden, match="wrote"):
+        check_approver("thomas", editors=set(), **{**kw, "author": "philae"})  # type: ignore[arg-type]
+    with pytest.raises(Forbidden, match="edited"):
+        check_approver("anne", editors={"anne", "marc"}, **kw)  # type: ignore[arg-type]
     with pytest.raises(Conflict):
-        check_approver("marc", author="thomas", version_editor=None, scheduled_at=T0, now=T0)
+        check_approver("marc", editors=set(), **{**kw, "scheduled_at": T0})  # type: ignore[arg-type]
 
 
 @given(st.integers(1, 40), st.floats(0, 1, exclude_max=True))

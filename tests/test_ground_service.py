@@ -85,7 +85,7 @@ def test_garbage_post_is_refused(g: Ground) -> None:
     assert g.service.refusals()[0]["failure"] == "malformed"
 
 
-def test_doctored_photo_is_refused_and_the_post_never_published(g: Ground) -> None:
+def test_doctored_photo_is_refused_and_the_genuine_one_still_gets_through(g: Ground) -> None:
     photo = jpeg()
     post, signed, parts = g.crew.post(media={"selfie.jpg": photo}, part_bytes=100_000)
     g.service.receive_post(signed, source=None, now=T0)
@@ -93,12 +93,39 @@ def test_doctored_photo_is_refused_and_the_post_never_published(g: Ground) -> No
     fake = bytearray(parts[0])
     fake[-20:] = bytes(20)
     assert g.service.receive_media_part(bytes(fake), now=T0) == "refused"
-    info = g.service.show(post.id)
-    assert info["state"] == "rejected"
+    assert g.service.show(post.id)["state"] == "received"
     reasons = [r["reason"] for r in g.service.refusals()]
     assert any("differs from the one the crew signed" in r for r in reasons)
     with pytest.raises(Conflict):
         g.service.approve(post.id, g.approver, now=T0)
+    # The forged bytes were dropped: the real photo, arriving later, completes the post.
+    assert g.service.receive_media_part(parts[0], now=T0) == "complete"
+    assert g.service.show(post.id)["state"] == "in_review"
+
+
+def test_a_part_lying_about_the_size_is_refused_and_recorded(g: Ground) -> None:
+    post, signed, parts = g.crew.post(media={"a.jpg": jpeg()}, part_bytes=100_000)
+    g.service.receive_post(signed, source=None, now=T0)
+    ref = post.media[0]
+    from proxima.outreach.post import MediaPart, encode_media_part
+
+    liar = encode_media_part(MediaPart(post.id, ref.sha256, 0, ref.size + 10, b"x" * 10))
+    with pytest.raises(EnvelopeError, match="the crew signed"):
+        g.service.receive_media_part(liar, now=T0)
+    assert g.service.refusals()[0]["failure"] == "size_mismatch"
+    assert g.service.receive_media_part(parts[0], now=T0) == "complete"
+
+
+def test_a_post_id_reused_with_other_contents_is_refused_and_recorded(g: Ground) -> None:
+    post, signed, _ = g.crew.post()
+    g.service.receive_post(signed, source=None, now=T0)
+    from proxima.outreach.post import Post
+    from proxima.outreach.provenance import encode_signed_post, sign_post
+
+    other = Post(id=post.id, author="thomas", created_ms=post.created_ms, text={"en": "Something else"})
+    with pytest.raises(VerificationError, match="already received"):
+        g.service.receive_post(encode_signed_post(sign_post(other, g.crew.key)), source=None, now=T0)
+    assert g.service.refusals()[0]["failure"] == "duplicate_id"
 
 
 def test_four_eyes(g: Ground) -> None:
@@ -108,12 +135,29 @@ def test_four_eyes(g: Ground) -> None:
     with pytest.raises(Forbidden, match="needs the approver role"):
         g.service.approve(pid, g.editor, now=T0)
     g.service.edit(pid, g.approver, text={"fr": "Bonjour !", "en": "Hello!"}, note="typo", now=T0)
-    with pytest.raises(Forbidden, match="made this version"):
+    with pytest.raises(Forbidden, match="edited this post"):
         g.service.approve(pid, g.approver, now=T0)
-    # Another editor's version can be approved by marc.
+    # A later, smaller edit by someone else does not clear marc's own words.
     g.service.edit(pid, g.editor, hashtags=["Proxima", "AllezThomas"], now=T0)
-    g.service.approve(pid, g.approver, now=T0)
-    assert g.service.show(pid)["state"] == "approved"
+    with pytest.raises(Forbidden, match="edited this post"):
+        g.service.approve(pid, g.approver, now=T0)
+    assert g.service.show(pid)["state"] == "in_review"
+
+
+def test_the_signer_cannot_approve_a_post_signed_for_a_persona(g: Ground) -> None:
+    post, _, _ = g.crew.post()
+    from proxima.outreach.post import Post
+    from proxima.outreach.provenance import encode_signed_post, sign_post
+
+    as_philae = Post(
+        id="philae-1", author="philae", created_ms=post.created_ms, text={"fr": "Je suis sur la comète"}
+    )
+    g.service.receive_post(
+        encode_signed_post(sign_post(as_philae, g.crew.key, "thomas")), source=None, now=T0
+    )
+    with pytest.raises(Forbidden, match="wrote this post"):
+        g.service.approve("philae-1", g.crew_account, now=T0)
+    g.service.approve("philae-1", g.approver, now=T0)
 
 
 def test_edit_keeps_the_crew_original_and_audits_changes(g: Ground) -> None:
@@ -136,12 +180,19 @@ def test_edit_keeps_the_crew_original_and_audits_changes(g: Ground) -> None:
 
 def test_rejected_post_is_never_due(g: Ground) -> None:
     pid = _receive(g)
-    g.service.schedule(pid, g.editor, T0 + timedelta(hours=1), now=T0)
-    g.service.reject(pid, g.editor, "off message", now=T0)
+    at = T0 + timedelta(hours=1)
+    g.service.approve(pid, g.approver, now=T0)
+    g.service.schedule(pid, g.editor, at, now=T0)
+    assert len(g.service.show(pid)["deliveries"]) == 2  # booked on both channels
+    g.service.reject(pid, g.editor, "off message\r\nsorry", now=T0)
+    assert g.service.show(pid)["deliveries"] == []
     with pytest.raises(Conflict, match="rejected"):
         g.service.approve(pid, g.approver, now=T0)
     assert g.service.due(T0 + timedelta(days=30)) == []
     assert _acks(g)[-1] == (pid, "rejected")
+    assert decode_ack(g.service.pending_uplinks()[-1][2]).note == "off message\nsorry"
+    with pytest.raises(InvalidInput, match="at most 2000"):
+        g.service.request_changes(_receive(g), g.editor, "x" * 2001, now=T0)
 
 
 def test_approval_must_come_before_the_scheduled_time(g: Ground) -> None:
@@ -151,7 +202,9 @@ def test_approval_must_come_before_the_scheduled_time(g: Ground) -> None:
     assert g.service.show(pid)["state"] == "in_review"
     with pytest.raises(Conflict, match="before that time"):
         g.service.approve(pid, g.approver, now=at)
-    g.service.approve(pid, g.approver, now=at - timedelta(minutes=1))
+    with pytest.raises(InvalidInput, match="300 s ahead"):  # the calendar rules hold at approval too
+        g.service.approve(pid, g.approver, now=at - timedelta(minutes=1))
+    g.service.approve(pid, g.approver, now=at - timedelta(minutes=10))
     assert g.service.show(pid)["state"] == "scheduled"
 
 
@@ -183,7 +236,12 @@ def test_publication_per_channel_then_published_with_links(g: Ground) -> None:
     # Leased: not handed out twice while being published.
     assert g.service.due(at) == []
     for d in due:
-        g.service.published(d.id, Published(f"id-{d.channel}", f"https://{d.channel}.example/{pid}"), now=at)
+        g.service.published(
+            d.id,
+            Published(f"id-{d.channel}", f"https://{d.channel}.example/{pid}"),
+            attempt=d.attempt,
+            now=at,
+        )
     info = g.service.show(pid)
     assert info["state"] == "published"
     last = decode_ack(g.service.pending_uplinks()[-1][2])
@@ -200,13 +258,15 @@ def test_transient_failures_retry_with_backoff_then_succeed_once(g: Ground) -> N
     g.service.approve(pid, g.approver, now=T0)
     g.service.schedule(pid, g.editor, at, now=T0)
     (d,) = g.service.due(at)
-    g.service.failed(d.id, ChannelError("connection refused", channel="atom", transient=True), now=at)
+    g.service.failed(
+        d.id, ChannelError("connection refused", channel="atom", transient=True), attempt=d.attempt, now=at
+    )
     info = g.service.show(pid)["deliveries"][0]
     assert info["state"] == "retrying"
     assert g.service.due(at + timedelta(seconds=29)) == []
     (again,) = g.service.due(at + timedelta(seconds=40))
     assert again.attempt == 2 and again.outgoing.key == pid
-    g.service.published(again.id, Published("1", "https://atom.example/1"), now=at)
+    g.service.published(again.id, Published("1", "https://atom.example/1"), attempt=again.attempt, now=at)
     assert g.service.show(pid)["state"] == "published"
     assert g.service.due(at + timedelta(days=1)) == []
 
@@ -219,7 +279,9 @@ def test_permanent_failure_and_giving_up(g: Ground) -> None:
     now = at
     for _ in range(MAX_ATTEMPTS):
         (d,) = g.service.due(now)
-        g.service.failed(d.id, ChannelError("503", channel="atom", transient=True, status=503), now=now)
+        g.service.failed(
+            d.id, ChannelError("503", channel="atom", transient=True, status=503), attempt=d.attempt, now=now
+        )
         now += timedelta(hours=2)
     info = g.service.show(pid)
     assert info["state"] == "failed"
@@ -227,7 +289,9 @@ def test_permanent_failure_and_giving_up(g: Ground) -> None:
     # Scheduled again, the failed channel is retried from scratch.
     g.service.schedule(pid, g.editor, now + timedelta(hours=1), now=now)
     (d,) = g.service.due(now + timedelta(hours=1))
-    g.service.failed(d.id, ChannelError("401", channel="atom", transient=False, status=401), now=now)
+    g.service.failed(
+        d.id, ChannelError("401", channel="atom", transient=False, status=401), attempt=d.attempt, now=now
+    )
     assert g.service.show(pid)["state"] == "failed"
 
 
@@ -248,6 +312,15 @@ def test_a_publisher_that_died_is_retried_after_its_lease(g: Ground) -> None:
     assert fresh.due(at + LEASE - timedelta(seconds=1)) == []
     (again,) = fresh.due(at + LEASE)
     assert again.id == d.id and again.outgoing.key == d.outgoing.key
+    # The first publisher comes back late: its report is ignored, the newer try stands.
+    late = ChannelError("timed out", channel="atom", transient=True)
+    assert g.service.failed(d.id, late, attempt=d.attempt, now=at + LEASE) is False
+    assert fresh.published(
+        again.id, Published("1", "javascript:alert(1)"), attempt=again.attempt, now=at + LEASE
+    )
+    info = fresh.show(pid)
+    assert info["state"] == "published"
+    assert info["deliveries"][0]["url"] is None  # not a link the public may follow
 
 
 def test_free_calendar_slot(g: Ground) -> None:

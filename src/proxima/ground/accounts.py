@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
@@ -155,9 +155,7 @@ def _check_password(password: object) -> str:
     if not isinstance(password, str):
         raise InvalidInput(f"must be text, not {type(password).__name__}", field="password")
     if len(password) < MIN_PASSWORD_CHARS:
-        raise InvalidInput(
-            f"{len(password)} characters, at least {MIN_PASSWORD_CHARS}", field="password"
-        )
+        raise InvalidInput(f"{len(password)} characters, at least {MIN_PASSWORD_CHARS}", field="password")
     if len(password) > MAX_PASSWORD_CHARS:
         raise InvalidInput(f"{len(password)} characters, at most {MAX_PASSWORD_CHARS}", field="password")
     return password
@@ -171,9 +169,7 @@ def _roles(roles: Iterable[Role | str]) -> list[str]:
         try:
             out.add(Role(role))
         except ValueError:
-            raise InvalidInput(
-                f"{role!r} is not a role ({', '.join(Role)})", field="roles"
-            ) from None
+            raise InvalidInput(f"{role!r} is not a role ({', '.join(Role)})", field="roles") from None
     return [r.value for r in Role if r in out]
 
 
@@ -317,6 +313,11 @@ def account_for_token(session: Session, token: str, *, now: datetime) -> Account
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     if row is None or row.revoked_at is not None:
         raise Forbidden(_BAD_TOKEN, status=401)
+    idle_since = row.last_used_at or row.created_at
+    if now - idle_since > TOKEN_IDLE_LIMIT:
+        raise Forbidden(
+            f"this token was unused for more than {TOKEN_IDLE_LIMIT.days} days: log in again", status=401
+        )
     account = session.get(Account, row.account_id)
     if account is None:
         raise Forbidden(_BAD_TOKEN, status=401)
@@ -327,12 +328,14 @@ def account_for_token(session: Session, token: str, *, now: datetime) -> Account
     return account
 
 
+TOKEN_IDLE_LIMIT = timedelta(days=30)
+"""A token unused for this long stops working (a forgotten laptop does not keep the console open)."""
+
+
 def list_tokens(session: Session, account: Account) -> list[ApiToken]:
     """The account's API tokens (revoked ones included), oldest first."""
     return list(
-        session.scalars(
-            select(ApiToken).where(ApiToken.account_id == account.id).order_by(ApiToken.id)
-        )
+        session.scalars(select(ApiToken).where(ApiToken.account_id == account.id).order_by(ApiToken.id))
     )
 
 

@@ -79,10 +79,27 @@ class _Api:
         host = request.client.host if request.client else "unknown"
         return hashlib.sha256(host.encode()).hexdigest()[:32]
 
+    @staticmethod
+    async def capped(request: Request, limit: int) -> bytes:
+        """The request body, refused (413) as soon as it passes ``limit`` bytes, never read whole first."""
+        declared = request.headers.get("content-length")
+        if declared is not None and (
+            not declared.isascii() or not declared.isdigit() or int(declared) > limit
+        ):
+            raise InvalidInput(
+                f"request body of {declared[:20]} bytes, at most {limit}", field="body", status=413
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise InvalidInput(f"request body over {limit} bytes", field="body", status=413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise InvalidInput(f"request body of {len(raw)} bytes, at most {MAX_BODY_BYTES}", status=413)
+        raw = await self.capped(request, MAX_BODY_BYTES)
         if not raw:
             return {}
         try:
@@ -92,6 +109,12 @@ class _Api:
         if not isinstance(value, dict):
             raise InvalidInput("the body must be a JSON object", field="body")
         return value
+
+    def staff(self, request: Request) -> accounts.Account:
+        """The logged-in account, if it may read the console (editor, approver or admin)."""
+        account = self.account(request)
+        accounts.require(account, accounts.Role.EDITOR, accounts.Role.APPROVER)
+        return account
 
     def account(self, request: Request) -> accounts.Account:
         header = request.headers.get("authorization", "")
@@ -127,16 +150,16 @@ class _Api:
     # ------------------------------------------------------------ posts
 
     async def list_posts(self, request: Request) -> Response:
-        self.account(request)
+        self.staff(request)
         state = request.query_params.get("state")
         return JSONResponse({"posts": self.service.list_posts(state=state)})
 
     async def show_post(self, request: Request) -> Response:
-        self.account(request)
+        self.staff(request)
         return JSONResponse(self.service.show(request.path_params["post_id"]))
 
     async def media(self, request: Request) -> Response:
-        self.account(request)
+        self.staff(request)
         info = self.service.show(request.path_params["post_id"])
         name = request.path_params["name"]
         for m in info["media"]:
@@ -159,6 +182,9 @@ class _Api:
         elif action == "request-changes":
             svc.request_changes(post_id, account, self.text_field(body, "note") or "", now=now)
         elif action == "edit":
+            for name, kind in (("text", dict), ("hashtags", list), ("channels", list), ("alt", dict)):
+                if body.get(name) is not None and not isinstance(body[name], kind):
+                    raise InvalidInput(f"must be a JSON {'object' if kind is dict else 'array'}", field=name)
             svc.edit(
                 post_id,
                 account,
@@ -188,7 +214,7 @@ class _Api:
     # ------------------------------------------------------------ calendar
 
     async def calendar(self, request: Request) -> Response:
-        self.account(request)
+        self.staff(request)
         now = self.clock()
         start = parse_time(request.query_params.get("from", now.isoformat()), field="from")
         end_text = request.query_params.get("to")
@@ -216,7 +242,7 @@ class _Api:
         return JSONResponse({"id": slot.id}, status_code=201)
 
     async def refusals(self, request: Request) -> Response:
-        self.account(request)
+        self.staff(request)
         return JSONResponse({"refusals": self.service.refusals()})
 
     # ------------------------------------------------------------ public
@@ -247,6 +273,7 @@ class _Api:
                 "post": post.id,
                 "author": post.author,
                 "text": dict(post.text),
+                "published_text": self.service.published_text(verified.code),
                 "media": [{"name": m.name, "sha256": m.sha256_hex, "size": m.size} for m in post.media],
                 "signed_post": f"{self.service.base_url}/api/verify/{verified.code}/signed",
             }
@@ -259,11 +286,9 @@ class _Api:
     async def verify_media(self, request: Request) -> Response:
         self.questions.check("verify:" + self.client_key(request), self.clock().timestamp())
         code = normalize_code(request.path_params["code"])
-        data = await request.body()
+        data = await self.capped(request, MAX_VERIFY_BYTES)
         if not data:
             raise InvalidInput("send the photo's bytes as the request body", field="body")
-        if len(data) > MAX_VERIFY_BYTES:
-            raise InvalidInput(f"{len(data)} bytes, at most {MAX_VERIFY_BYTES}", field="body", status=413)
         signed = decode_signed_post(self.service.signed_post(code))
         try:
             verified, ref = verify_published(
@@ -298,7 +323,7 @@ class _Api:
     # ------------------------------------------------------------ questions (console)
 
     async def list_questions(self, request: Request) -> Response:
-        self.account(request)
+        self.staff(request)
         state = request.query_params.get("state")
         with self.service.sessions() as s:
             rows = questions.list_questions(s, state=state)
@@ -329,12 +354,7 @@ class _Api:
             raise InvalidInput("give a non-empty list of question ids", field="ids")
         if self.crew_endpoint is None:
             raise InvalidInput("this ground service has no crew endpoint configured", field="crew_endpoint")
-        now = self.clock()
-        with self.service.sessions.begin() as s:
-            chosen = questions.select(s, ids, editor=account, now=now)
-            out = [questions.question_to_json(q) for q in chosen]
-        for q in chosen:
-            self.service.queue_uplink(self.crew_endpoint, "question", questions.uplink_payload(q), now=now)
+        out = self.service.select_questions(ids, account, destination=self.crew_endpoint, now=self.clock())
         return JSONResponse({"selected": out})
 
 

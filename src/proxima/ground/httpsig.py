@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC
@@ -167,9 +168,22 @@ def parse_signature_header(value: str) -> SignatureParams:
         algorithm=params.get("algorithm"),
         headers=names,
         signature=signature,
-        created=None if created is None else int(float(created)),
-        expires=None if expires is None else int(float(expires)),
+        created=None if created is None else _timestamp(created, "created"),
+        expires=None if expires is None else _timestamp(expires, "expires"),
     )
+
+
+def _timestamp(text: str, name: str) -> int:
+    """A Signature header's (created)/(expires) value: Unix seconds, possibly with a fraction."""
+    try:
+        value = float(text)
+        if not math.isfinite(value) or abs(value) > 1e12:
+            raise ValueError(text)
+        return int(value)
+    except ValueError:
+        raise VerificationError(
+            f"Signature {name}={text[:40]!r} is not a Unix time", failure="malformed"
+        ) from None
 
 
 def signing_string(

@@ -242,9 +242,7 @@ def _renamed(name: str, ctype: str) -> str:
     return f"{path.stem or 'image'}{ext}"
 
 
-def _fit_image(
-    file: MediaFile, limits: Limits, declared: str, max_side: int, max_pixels: int
-) -> MediaFile:
+def _fit_image(file: MediaFile, limits: Limits, declared: str, max_side: int, max_pixels: int) -> MediaFile:
     with _open(file.data, file.name, max_pixels) as image:
         real = _real_type(image, file.name)
         if real != declared:

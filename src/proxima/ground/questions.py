@@ -153,9 +153,7 @@ def clean_text(value: str) -> str:
     """NFC, without control or bidirectional-override characters, whitespace runs as one space."""
     text = unicodedata.normalize("NFC", value)
     text = "".join(
-        c
-        for c in text
-        if c.isspace() or (unicodedata.category(c) not in ("Cc", "Cs") and c not in _BIDI)
+        c for c in text if c.isspace() or (unicodedata.category(c) not in ("Cc", "Cs") and c not in _BIDI)
     )
     return " ".join(text.split())
 

@@ -21,8 +21,9 @@ import uvicorn
 from sqlalchemy import select
 
 from proxima.client import NodeClient, parse_address
-from proxima.errors import ChannelError, ConfigError, MediaError, ProximaError
+from proxima.errors import ChannelError, ConfigError, InvalidInput, MediaError, ProximaError
 from proxima.ground.api import build_app
+from proxima.ground.calendar import SlotSpec
 from proxima.ground.db import make_engine, session_factory, upgrade
 from proxima.ground.media import fit_media
 from proxima.ground.models import Slot
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["GroundRunner", "build_channel"]
 
 log = logging.getLogger("proxima.ground")
+PUBLISH_TIMEOUT_S = 120.0
+"""A channel that has not published within this long has failed this try (retried later)."""
 REDELIVERY_S = 60.0
 """How often channels with their own per-server delivery queues retry (real seconds)."""
 
@@ -189,15 +192,28 @@ class GroundRunner:
         return self.service
 
     def _seed_slots(self, sessions: sessionmaker[Session]) -> None:
+        where = self.config.source or "the ground configuration"
+        specs = []
+        for i, slot in enumerate(self.config.slots):
+            if slot.channel not in self.channels:
+                raise ConfigError(f"{where}: slot[{i}].channel: no channel named {slot.channel!r}")
+            try:
+                at = datetime.strptime(slot.time, "%H:%M").time()
+                SlotSpec(channel=slot.channel, at=at, tz=slot.tz, weekday=slot.weekday)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: slot[{i}].time: {slot.time!r} is not HH:MM") from exc
+            except InvalidInput as exc:
+                raise ConfigError(f"{where}: slot[{i}]: {exc}") from exc
+            specs.append((slot, at.strftime("%H:%M")))
         with sessions.begin() as s:
             have = {(x.channel, x.weekday, x.time, x.tz) for x in s.scalars(select(Slot)).all()}
-            for slot in self.config.slots:
-                if (slot.channel, slot.weekday, slot.time, slot.tz) not in have:
+            for slot, hhmm in specs:
+                if (slot.channel, slot.weekday, hhmm, slot.tz) not in have:
                     s.add(
                         Slot(
                             channel=slot.channel,
                             weekday=slot.weekday,
-                            time=slot.time,
+                            time=hhmm,
                             tz=slot.tz,
                             campaign=slot.campaign,
                             label=slot.label,
@@ -228,6 +244,7 @@ class GroundRunner:
             await asyncio.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         self._tasks.append(asyncio.create_task(self._publish_loop()))
+        self._tasks.append(asyncio.create_task(self._redelivery_loop()))
         if dtn is not None:
             self._tasks.append(asyncio.create_task(self._dtn_loop()))
 
@@ -272,35 +289,47 @@ class GroundRunner:
                 raise ChannelError(
                     "no such channel is configured any more", channel=d.channel, transient=False
                 )
+            limits = channel.limits
             try:
-                media = [fit_media(m, channel.limits) for m in d.outgoing.media]
+                media = await asyncio.to_thread(lambda: [fit_media(m, limits) for m in d.outgoing.media])
             except MediaError as exc:
                 raise ChannelError(f"media does not fit: {exc}", channel=d.channel, transient=False) from exc
-            result = await channel.publish(dataclasses.replace(d.outgoing, media=media))
+            try:
+                result = await asyncio.wait_for(
+                    channel.publish(dataclasses.replace(d.outgoing, media=media)), PUBLISH_TIMEOUT_S
+                )
+            except TimeoutError:
+                raise ChannelError(
+                    f"no answer within {PUBLISH_TIMEOUT_S:.0f} s", channel=d.channel, transient=True
+                ) from None
         except ChannelError as exc:
             log.warning("post %s on %s, try %d: %s", d.post_id, d.channel, d.attempt, exc)
-            self.svc.failed(d.id, exc, now=self.clock())
+            self.svc.failed(d.id, exc, attempt=d.attempt, now=self.clock())
         except Exception as exc:  # an adapter bug must not stop the other channels
             log.exception("post %s on %s: unexpected error", d.post_id, d.channel)
             error = ChannelError(f"unexpected {type(exc).__name__}: {exc}", channel=d.channel, transient=True)
-            self.svc.failed(d.id, error, now=self.clock())
+            self.svc.failed(d.id, error, attempt=d.attempt, now=self.clock())
         else:
             self.published += 1
-            self.svc.published(d.id, result, now=self.clock())
+            self.svc.published(d.id, result, attempt=d.attempt, now=self.clock())
 
     async def _publish_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_redelivery = loop.time() + REDELIVERY_S
         while not self._stopping.is_set():
             try:
                 await self.publish_once()
-                if loop.time() >= next_redelivery:
-                    next_redelivery = loop.time() + REDELIVERY_S
-                    await self.redeliver()
-            except ProximaError as exc:
-                log.error("publisher: %s", exc)
+            except Exception:  # the loop must outlive any one failure (a locked database...)
+                log.exception("publisher")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.config.poll_s)
+
+    async def _redelivery_loop(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), REDELIVERY_S)
+            try:
+                await asyncio.wait_for(self.redeliver(), REDELIVERY_S)
+            except Exception:
+                log.exception("redelivery")
 
     # ---------------------------------------------------------------- DTN
 
@@ -330,6 +359,10 @@ class GroundRunner:
                 )
             except (OSError, ProximaError) as exc:
                 log.warning("ground node connection lost: %s", exc)
+            except Exception:
+                log.exception("ground node connection: unexpected error; reconnecting")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
             finally:
                 with contextlib.suppress(Exception):
                     await client.close()
@@ -340,6 +373,8 @@ class GroundRunner:
                 handle(bundle.payload, str(bundle.source))
             except ProximaError as exc:
                 log.warning("refused a bundle from %s on %s: %s", bundle.source, endpoint, exc)
+            except Exception:  # a full disk, a locked database: say so, keep taking bundles
+                log.exception("could not store a bundle from %s on %s", bundle.source, endpoint)
 
     def _on_post(self, payload: bytes, source: str) -> None:
         self.svc.receive_post(payload, source=source, now=self.clock())

@@ -16,6 +16,7 @@ about, queued in the ``uplink`` table until the DTN endpoint hands them to the n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zlib
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from proxima.errors import (
     ChannelError,
@@ -36,9 +37,9 @@ from proxima.errors import (
     PostError,
     VerificationError,
 )
-from proxima.ground import calendar, workflow
+from proxima.ground import calendar, questions, workflow
 from proxima.ground.accounts import Account, Role, require
-from proxima.ground.channels.base import MediaFile, Outgoing, Published
+from proxima.ground.channels.base import MediaFile, Outgoing
 from proxima.ground.models import (
     AuditEntry,
     Blob,
@@ -51,14 +52,21 @@ from proxima.ground.models import (
     Uplink,
 )
 from proxima.ground.workflow import Action, DeliveryState, PostState
-from proxima.outreach.post import MAX_HASHTAGS, MAX_TEXT_CHARS, Post, decode_media_part, language_tag
+from proxima.outreach.post import (
+    MAX_HASHTAGS,
+    MAX_TEXT_CHARS,
+    MediaPart,
+    Post,
+    decode_media_part,
+    language_tag,
+)
 from proxima.outreach.provenance import (
     decode_signed_post,
     verification_link,
     verify_media,
     verify_post,
 )
-from proxima.outreach.uplink import Ack, encode_ack
+from proxima.outreach.uplink import MAX_NOTE_CHARS, Ack, decode_question, encode_ack
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -66,7 +74,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from sqlalchemy.orm import Session, sessionmaker
 
-    from proxima.ground.channels.base import Limits
+    from proxima.ground.channels.base import Limits, Published
 
 __all__ = ["CREW", "DTN_EPOCH", "DueDelivery", "GroundService"]
 
@@ -96,6 +104,34 @@ class DueDelivery:
     channel: str
     attempt: int
     outgoing: Outgoing
+
+
+def _note(text: str, field: str) -> str:
+    """A note or reason for the crew: line breaks normalised, no control characters, not too long."""
+    if not isinstance(text, str):
+        raise InvalidInput("must be text", field=field)
+    clean = "".join(
+        ch for ch in text.replace("\r\n", "\n").replace("\r", "\n") if ch in "\n\t" or ch.isprintable()
+    )
+    clean = clean.strip()
+    if len(clean) > MAX_NOTE_CHARS:
+        raise InvalidInput(f"{len(clean)} characters, at most {MAX_NOTE_CHARS}", field=field)
+    return clean
+
+
+def _public_url(url: str | None) -> str | None:
+    """A channel's link if it is one the public can follow (http or https, or at://), else None."""
+    if not isinstance(url, str) or len(url) > 2048 or any(ch.isspace() for ch in url):
+        return None
+    return url if url.startswith(("https://", "http://", "at://")) else None
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _merge(ranges: list[list[int]], start: int, end: int) -> list[list[int]]:
@@ -151,16 +187,18 @@ class GroundService:
         post = verified.post
         with self.sessions.begin() as s:
             existing = s.get(PostRow, post.id)
-            if existing is not None:
-                if existing.code != verified.code:
-                    reason = f"post id {post.id} was already received with other contents ({existing.code})"
-                    s.add(
-                        Refusal(at=now, what="post", post_id=post.id, failure="duplicate_id", reason=reason)
-                    )
-                    raise VerificationError(reason, failure="duplicate_id")
+            if existing is not None and existing.code == verified.code:
                 return existing
+            clash = None if existing is None else existing.code
+        if clash is not None:
+            reason = f"post id {post.id} was already received with other contents ({clash})"
+            self._refuse("post", post.id, "duplicate_id", reason, now)
+            raise VerificationError(reason, failure="duplicate_id")
+        with self.sessions.begin() as s:
             unknown = [c for c in post.channels if c not in self.channels]
-            channels = [c for c in post.channels if c in self.channels] or list(self.default_channels)
+            channels = [c for c in post.channels if c in self.channels]
+            if not post.channels:
+                channels = list(self.default_channels)
             row = PostRow(
                 id=post.id,
                 author=post.author,
@@ -197,8 +235,18 @@ class GroundService:
             s.add(row)
             self._audit(s, post.id, CREW, "received", None, PostState.RECEIVED, now, signer=verified.signer)
             self._ack(s, row, "received", now)
+            if post.reply_to is not None:
+                self._answer(s, post.reply_to, post.id, now)
             self._maybe_complete(s, row, now)
             return row
+
+    def _answer(self, s: Session, question_id: str, post_id: str, now: datetime) -> None:
+        try:
+            questions.attach_answer(s, question_id, post_id, now=now)
+        except (NotFound, Conflict, InvalidInput) as exc:
+            self._audit(
+                s, post_id, CREW, "answer_unlinked", None, None, now, question=question_id, reason=str(exc)
+            )
 
     def receive_media_part(self, data: bytes, *, now: datetime) -> str:
         """Take one media part; returns the blob's state (``partial``, ``complete`` or ``refused``)."""
@@ -211,39 +259,73 @@ class GroundService:
             self._refuse("media", None, "malformed", str(exc), now)
             raise
         digest = part.sha256.hex()
-        with self.sessions.begin() as s:
-            blob = s.get(Blob, digest)
-            if blob is None:
-                blob = Blob(sha256=digest, size=part.total_size, ranges=[], state="partial", updated_at=now)
-                s.add(blob)
-            elif blob.size != part.total_size:
+        refusals: list[tuple[str, str | None, str, str]] = []
+        try:
+            with self.sessions.begin() as s:
+                state = self._take_part(s, part, digest, refusals, now)
+        finally:
+            for what, post_id, failure, reason in refusals:
+                self._refuse(what, post_id, failure, reason, now)
+        return state
+
+    def _take_part(
+        self,
+        s: Session,
+        part: MediaPart,
+        digest: str,
+        refusals: list[tuple[str, str | None, str, str]],
+        now: datetime,
+    ) -> str:
+        signed_size = s.scalar(select(MediaFileRow.size).where(MediaFileRow.sha256 == digest).limit(1))
+        if signed_size is not None and signed_size != part.total_size:
+            reason = f"media {digest}: a part says {part.total_size} bytes, the crew signed {signed_size}"
+            refusals.append(("media", part.post_id, "size_mismatch", reason))
+            raise EnvelopeError(reason, field="total_size")
+        blob = s.get(Blob, digest)
+        if blob is None:
+            blob = Blob(sha256=digest, size=part.total_size, ranges=[], state="partial", updated_at=now)
+            s.add(blob)
+        elif blob.size != part.total_size:
+            if signed_size is None:
                 reason = f"media {digest}: a part says {part.total_size} bytes, earlier parts {blob.size}"
-                s.add(
-                    Refusal(
-                        at=now, what="media", post_id=part.post_id, failure="size_mismatch", reason=reason
-                    )
-                )
+                refusals.append(("media", part.post_id, "size_mismatch", reason))
                 raise EnvelopeError(reason, field="total_size")
-            if blob.state != "partial":
-                return blob.state
-            path = self._part_path(digest)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                os.pwrite(fd, part.data, part.offset)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            blob.ranges = _merge([list(r) for r in blob.ranges], part.offset, part.offset + len(part.data))
-            blob.updated_at = now
-            if blob.ranges == [[0, blob.size]]:
-                self._finish_blob(s, blob, now)
-            if blob.state != "partial":
-                posts = s.scalars(
-                    select(PostRow).join(MediaFileRow).where(MediaFileRow.sha256 == digest)
-                ).all()
-                for row in posts:
-                    self._maybe_complete(s, row, now)
-            return blob.state
+            # Earlier parts lied about the size before the signed post said it: start again.
+            blob.size, blob.ranges, blob.state = signed_size, [], "partial"
+            self._part_path(digest).unlink(missing_ok=True)
+        if blob.state == "complete" or self._recover(blob):
+            self._complete_posts(s, digest, now)
+            return "complete"
+        path = self._part_path(digest)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, part.data, part.offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        blob.ranges = _merge([list(r) for r in blob.ranges], part.offset, part.offset + len(part.data))
+        blob.updated_at = now
+        if blob.ranges != [[0, blob.size]]:
+            return "partial"
+        failure = self._finish_blob(s, blob)
+        if failure is not None:
+            for post_id, reason in failure:
+                refusals.append(("media", post_id, "media_mismatch", reason))
+            return "refused"
+        self._complete_posts(s, digest, now)
+        return "complete"
+
+    def _recover(self, blob: Blob) -> bool:
+        """A complete file already in place (the process died after renaming it, before committing)."""
+        final = self.media_path(blob.sha256)
+        if not final.exists() or _sha256_file(final) != blob.sha256:
+            return False
+        blob.state, blob.ranges = "complete", [[0, blob.size]]
+        return True
+
+    def _complete_posts(self, s: Session, digest: str, now: datetime) -> None:
+        for row in s.scalars(select(PostRow).join(MediaFileRow).where(MediaFileRow.sha256 == digest)).all():
+            self._maybe_complete(s, row, now)
 
     def _part_path(self, digest: str) -> Path:
         return self.media_dir / f"{digest}.part"
@@ -252,43 +334,40 @@ class GroundService:
         """Where a complete media file is kept."""
         return self.media_dir / digest
 
-    def _finish_blob(self, s: Session, blob: Blob, now: datetime) -> None:
+    def _finish_blob(self, s: Session, blob: Blob) -> list[tuple[str | None, str]] | None:
+        """Check a complete file against its hash: keep it, or drop the bytes and say why.
+
+        Bytes that do not match are thrown away and the file starts again from nothing, so a
+        forged or damaged part never blocks the genuine file that follows it.
+        """
         part = self._part_path(blob.sha256)
-        h = hashlib.sha256()
-        with part.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() == blob.sha256:
+        got = _sha256_file(part)
+        if got == blob.sha256:
             part.replace(self.media_path(blob.sha256))
             blob.state = "complete"
-            return
+            return None
         data = part.read_bytes()
         part.unlink()
-        blob.state = "refused"
+        blob.ranges, blob.state = [], "partial"
         rows = s.scalars(select(MediaFileRow).where(MediaFileRow.sha256 == blob.sha256)).all()
-        reason = f"media {blob.sha256}: the bytes received hash to {h.hexdigest()}"
+        out: list[tuple[str | None, str]] = []
         for m in rows:
+            reason = f"media {blob.sha256}: the bytes received hash to {got}"
             try:
                 verify_media(data, verify_post(decode_signed_post(m.post.signed), self.keyring), m.name)
             except VerificationError as exc:
                 reason = str(exc)
-            s.add(Refusal(at=now, what="media", post_id=m.post_id, failure="media_mismatch", reason=reason))
-        if not rows:
-            s.add(Refusal(at=now, what="media", post_id=None, failure="media_mismatch", reason=reason))
+            out.append((m.post_id, reason))
+        return out or [(None, f"media {blob.sha256}: the bytes received hash to {got}")]
 
     def _maybe_complete(self, s: Session, row: PostRow, now: datetime) -> None:
         if row.state != PostState.RECEIVED.value:
             return
-        states = []
         for m in row.media:
             blob = s.get(Blob, m.sha256)
-            states.append("missing" if blob is None else blob.state)
-        if "refused" in states:
-            bad = [m.name for m, st in zip(row.media, states, strict=True) if st == "refused"]
-            self._step(s, row, Action.REJECT, CREW, now, reason=f"doctored media refused: {', '.join(bad)}")
-            return
-        if all(st == "complete" for st in states):
-            self._step(s, row, Action.MEDIA_COMPLETE, CREW, now)
+            if blob is None or blob.state != "complete":
+                return
+        self._step(s, row, Action.MEDIA_COMPLETE, CREW, now)
 
     def _refuse(self, what: str, post_id: str | None, failure: str, reason: str, now: datetime) -> None:
         with self.sessions.begin() as s:
@@ -342,7 +421,11 @@ class GroundService:
         links = tuple(
             (d.channel, d.url) for d in row.deliveries if d.state == DeliveryState.PUBLISHED.value and d.url
         )
-        ack = Ack(post_id=row.id, state=state, at_ms=dtn_ms(now), links=links, note=note)
+        short = None if note is None else note[:MAX_NOTE_CHARS]
+        try:
+            ack = Ack(post_id=row.id, state=state, at_ms=dtn_ms(now), links=links, note=short)
+        except PostError:  # a link the crew's format cannot carry must not block the step
+            ack = Ack(post_id=row.id, state=state, at_ms=dtn_ms(now), note=short)
         s.add(Uplink(destination=row.source, kind="ack", payload=encode_ack(ack), created_at=now))
 
     def edit(
@@ -359,6 +442,7 @@ class GroundService:
     ) -> PostVersion:
         """Make a new version with the given changes (the crew's original is kept as version 1)."""
         require(actor, Role.EDITOR)
+        note = None if note is None else _note(note, "note") or None
         with self.sessions.begin() as s:
             row = self._get(s, post_id)
             self._no_deliveries_started(row, "edit")
@@ -455,7 +539,7 @@ class GroundService:
         row.scheduled_at = None
 
     def approve(self, post_id: str, actor: Account, *, now: datetime) -> PostRow:
-        """Approve the current version (four eyes: not its author, not its editor, before its time)."""
+        """Approve the current version (four eyes: not its author or signer, no editor of it, in time)."""
         require(actor, Role.APPROVER)
         with self.sessions.begin() as s:
             row = self._get(s, post_id)
@@ -463,7 +547,8 @@ class GroundService:
             workflow.check_approver(
                 actor.handle,
                 author=row.author,
-                version_editor=row.versions[-1].editor,
+                signer=row.signer,
+                editors={v.editor for v in row.versions if v.editor is not None},
                 scheduled_at=row.scheduled_at,
                 now=now,
             )
@@ -476,7 +561,8 @@ class GroundService:
     def request_changes(self, post_id: str, actor: Account, note: str, *, now: datetime) -> PostRow:
         """Send the post back to its author with what to change."""
         require(actor, Role.EDITOR)
-        if not note.strip():
+        note = _note(note, "note")
+        if not note:
             raise InvalidInput("say what should change", field="note")
         with self.sessions.begin() as s:
             row = self._get(s, post_id)
@@ -486,7 +572,8 @@ class GroundService:
     def reject(self, post_id: str, actor: Account, reason: str, *, now: datetime) -> PostRow:
         """Reject the post for good: it is never published anywhere."""
         require(actor, Role.EDITOR)
-        if not reason.strip():
+        reason = _note(reason, "reason")
+        if not reason:
             raise InvalidInput("give a reason", field="reason")
         with self.sessions.begin() as s:
             row = self._get(s, post_id)
@@ -542,8 +629,16 @@ class GroundService:
             return row
 
     def _book(self, s: Session, row: PostRow, when: datetime, actor: str, now: datetime) -> None:
-        if when <= now:
-            raise Conflict(f"{when.isoformat()} has passed: schedule the post again")
+        channels = row.versions[-1].channels
+        if not channels:
+            raise Conflict(f"post {row.id} has no channel to go to: edit its channels first")
+        calendar.check_schedule(
+            when,
+            now=now,
+            channels={c: self.channels[c] for c in channels if c in self.channels},
+            booked=self._booked(s, channels),
+            post_id=row.id,
+        )
         for d in list(row.deliveries):
             row.deliveries.remove(d)
             s.delete(d)
@@ -562,7 +657,12 @@ class GroundService:
             select(PostRow).where(
                 PostRow.scheduled_at.is_not(None),
                 PostRow.state.in_(
-                    [PostState.SCHEDULED.value, PostState.APPROVED.value, PostState.IN_REVIEW.value]
+                    [
+                        PostState.SCHEDULED.value,
+                        PostState.APPROVED.value,
+                        PostState.IN_REVIEW.value,
+                        PostState.CHANGES_REQUESTED.value,
+                    ]
                 ),
             )
         ).all()
@@ -680,12 +780,16 @@ class GroundService:
 
     # ---------------------------------------------------------------- publication
 
-    def due(self, now: datetime, *, limit: int = 50) -> list[DueDelivery]:
-        """Deliveries to try now; each is leased (marked publishing) before it is returned."""
-        out: list[DueDelivery] = []
+    def due(self, now: datetime, *, limit: int = 10) -> list[DueDelivery]:
+        """Deliveries to try now; each is claimed (leased) before it is returned.
+
+        The claim is one conditional update per delivery, so two publishers never take the same
+        one; media are read after the claim is committed, outside the transaction.
+        """
+        claimed: list[tuple[int, str, str, int]] = []
         with self.sessions.begin() as s:
-            rows = s.scalars(
-                select(Delivery)
+            candidates = s.execute(
+                select(Delivery.id, Delivery.post_id, Delivery.channel, Delivery.state, Delivery.attempts)
                 .join(PostRow)
                 .where(
                     PostRow.state == PostState.SCHEDULED.value,
@@ -701,14 +805,45 @@ class GroundService:
                 .order_by(Delivery.next_attempt_at)
                 .limit(limit)
             ).all()
-            for d in rows:
-                d.state = DeliveryState.PUBLISHING.value
-                d.attempts += 1
-                d.next_attempt_at = now + LEASE
-                out.append(DueDelivery(d.id, d.post_id, d.channel, d.attempts, self._outgoing(d.post)))
+            for did, post_id, channel, state, attempts in candidates:
+                taken = s.execute(
+                    update(Delivery)
+                    .where(Delivery.id == did, Delivery.state == state, Delivery.attempts == attempts)
+                    .values(
+                        state=DeliveryState.PUBLISHING.value,
+                        attempts=attempts + 1,
+                        next_attempt_at=now + LEASE,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append((did, post_id, channel, attempts + 1))
+        out: list[DueDelivery] = []
+        for did, post_id, channel, attempt in claimed:
+            try:
+                outgoing = self.outgoing(post_id, channel)
+            except OSError as exc:
+                error = ChannelError(
+                    f"media file unreadable: {exc.strerror or exc}", channel=channel, transient=False
+                )
+                self.failed(did, error, attempt=attempt, now=now)
+                continue
+            out.append(DueDelivery(did, post_id, channel, attempt, outgoing))
         return out
 
-    def _outgoing(self, row: PostRow) -> Outgoing:
+    def outgoing(self, post_id: str, channel: str) -> Outgoing:
+        """The post as ``channel`` gets it: the current version, media bytes, verification link,
+        and the channel's own id of the question it answers when the question came from there."""
+        with self.sessions() as s:
+            row = self._get(s, post_id)
+            reply_to = None
+            if row.reply_to is not None:
+                q = s.get(questions.Question, row.reply_to)
+                if q is not None and q.origin == channel:
+                    reply_to = q.origin_id
+            return self._outgoing(row, reply_to)
+
+    def _outgoing(self, row: PostRow, reply_to: str | None) -> Outgoing:
         version = row.versions[-1]
         media = [
             MediaFile(
@@ -728,32 +863,46 @@ class GroundService:
             hashtags=tuple(version.hashtags),
             media=media,
             verify_url=verification_link(signed, self.base_url),
-            reply_to=None,
+            reply_to=reply_to,
         )
 
-    def published(self, delivery_id: int, result: Published, *, now: datetime) -> None:
-        """Record a successful publication; the post is published once every channel is."""
+    def published(self, delivery_id: int, result: Published, *, attempt: int, now: datetime) -> bool:
+        """Record a successful publication; the post is published once every channel is.
+
+        Only the publisher holding the lease of try ``attempt`` may report; a late report from
+        one whose lease ran out is ignored (returns False), so it cannot undo a newer outcome.
+        """
         with self.sessions.begin() as s:
-            d = s.get(Delivery, delivery_id)
+            d = self._leased(s, delivery_id, attempt)
             if d is None:
-                raise NotFound(f"no delivery {delivery_id}")
+                return False
             d.state = DeliveryState.PUBLISHED.value
-            d.remote_id, d.url, d.published_at = result.remote_id, result.url, now
+            d.remote_id, d.url, d.published_at = result.remote_id[:4096], _public_url(result.url), now
             d.next_attempt_at = None
             d.last_error = None
             row = d.post
-            self._audit(
-                s, row.id, d.channel, "delivered", None, None, now, url=result.url, id=result.remote_id
-            )
+            self._audit(s, row.id, d.channel, "delivered", None, None, now, url=d.url, id=d.remote_id)
             self._settle(s, row, now)
+            return True
 
-    def failed(self, delivery_id: int, error: ChannelError, *, now: datetime) -> None:
-        """Record a failed try: retried with backoff while transient and under the limit, else failed."""
+    def _leased(self, s: Session, delivery_id: int, attempt: int) -> Delivery | None:
+        d = s.get(Delivery, delivery_id)
+        if d is None:
+            raise NotFound(f"no delivery {delivery_id}")
+        if d.state != DeliveryState.PUBLISHING.value or d.attempts != attempt:
+            return None
+        return d
+
+    def failed(self, delivery_id: int, error: ChannelError, *, attempt: int, now: datetime) -> bool:
+        """Record a failed try: retried with backoff while transient and under the limit, else failed.
+
+        As for :meth:`published`, only the holder of try ``attempt`` may report.
+        """
         with self.sessions.begin() as s:
-            d = s.get(Delivery, delivery_id)
+            d = self._leased(s, delivery_id, attempt)
             if d is None:
-                raise NotFound(f"no delivery {delivery_id}")
-            d.last_error = str(error)
+                return False
+            d.last_error = str(error)[:2000]
             if error.transient and d.attempts < workflow.MAX_ATTEMPTS:
                 spread = (zlib.crc32(f"{d.post_id}/{d.channel}".encode()) % 1000) / 1000
                 d.state = DeliveryState.RETRYING.value
@@ -774,6 +923,7 @@ class GroundService:
                 attempt=d.attempts,
             )
             self._settle(s, d.post, now)
+            return True
 
     def _settle(self, s: Session, row: PostRow, now: datetime) -> None:
         states = {d.state for d in row.deliveries}
@@ -897,9 +1047,20 @@ class GroundService:
         """The signed post published with this verification code (what anyone may check)."""
         with self.sessions() as s:
             row = s.scalars(select(PostRow).where(PostRow.code == code)).first()
-            if row is None or row.state == PostState.REJECTED.value:
+            published = row is not None and any(
+                d.state == DeliveryState.PUBLISHED.value for d in row.deliveries
+            )
+            if row is None or not published:
                 raise NotFound(f"no published post with code {code}")
             return row.signed
+
+    def published_text(self, code: str) -> dict[str, str]:
+        """The words as published (the team's last version), beside the crew's signed original."""
+        with self.sessions() as s:
+            row = s.scalars(select(PostRow).where(PostRow.code == code)).first()
+            if row is None:
+                raise NotFound(f"no post with code {code}")
+            return dict(row.versions[-1].text)
 
     # ---------------------------------------------------------------- uplink
 
@@ -916,10 +1077,27 @@ class GroundService:
         with self.sessions.begin() as s:
             for i in ids:
                 u = s.get(Uplink, i)
-                if u is not None:
-                    u.sent_at = now
+                if u is None or u.sent_at is not None:
+                    continue
+                u.sent_at = now
+                if u.kind == "question":
+                    qid = decode_question(u.payload).id
+                    with contextlib.suppress(NotFound, Conflict):
+                        questions.mark_sent(s, qid, now=now)
 
-    def queue_uplink(self, destination: str, kind: str, payload: bytes, *, now: datetime) -> None:
-        """Queue a message for the crew (a selected public question, for example)."""
+    def select_questions(
+        self, ids: Sequence[str], editor: Account, *, destination: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Select approved questions for the crew and queue them up, in one transaction."""
         with self.sessions.begin() as s:
-            s.add(Uplink(destination=destination, kind=kind, payload=payload, created_at=now))
+            chosen = questions.select(s, list(ids), editor=editor, now=now)
+            for q in chosen:
+                s.add(
+                    Uplink(
+                        destination=destination,
+                        kind="question",
+                        payload=questions.uplink_payload(q),
+                        created_at=now,
+                    )
+                )
+            return [questions.question_to_json(q) for q in chosen]

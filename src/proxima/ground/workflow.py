@@ -7,8 +7,8 @@ given a time it is *scheduled*; at that time every target channel gets its own d
 with backoff while the channel fails, and the post is *published* when all of them succeeded
 (*failed* when one gave up for good). Rejected posts go nowhere, ever.
 
-Four eyes: the approver is neither the post's author nor the editor of the version being
-approved, and the approval comes before the scheduled time (an approval that arrives late needs a
+Four eyes: the approver is neither the post's author (nor the key that signed it) nor anyone
+who edited it, and the approval comes before the scheduled time (an approval that arrives late needs a
 new time). This module decides; :mod:`proxima.ground.service` stores.
 """
 
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from proxima.errors import Conflict, Forbidden
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -115,18 +118,21 @@ def check_approver(
     approver: str,
     *,
     author: str,
-    version_editor: str | None,
+    signer: str,
+    editors: Collection[str],
     scheduled_at: datetime | None,
     now: datetime,
 ) -> None:
-    """Four eyes: refuse (:class:`Forbidden`) an approver who wrote or last edited the post.
+    """Four eyes: refuse (:class:`Forbidden`) an approver who wrote, signed or edited the post.
 
-    Also refuse (:class:`Conflict`) an approval at or after the time the post was scheduled for.
+    ``editors`` are everyone who made a version since the crew's original: whoever put words in
+    the post cannot be the one who lets it out. Also refuse (:class:`Conflict`) an approval at or
+    after the time the post was scheduled for.
     """
-    if approver == author:
+    if approver in (author, signer):
         raise Forbidden(f"{approver} wrote this post and cannot approve it (four eyes)")
-    if version_editor is not None and approver == version_editor:
-        raise Forbidden(f"{approver} made this version of the post and cannot approve it (four eyes)")
+    if approver in editors:
+        raise Forbidden(f"{approver} edited this post and cannot approve it (four eyes)")
     if scheduled_at is not None and now >= scheduled_at:
         raise Conflict(
             f"the post was scheduled for {scheduled_at.isoformat()}; an approval must come before "

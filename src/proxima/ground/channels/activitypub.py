@@ -770,7 +770,7 @@ class ActivityPubChannel:
                         "last": f"{self.outbox_url}?page={pages}",
                     }
                 )
-            if not raw.isdigit() or not 1 <= int(raw) <= pages:
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= pages:
                 return JSONResponse({"error": f"page must be 1 to {pages}"}, status_code=404)
             page = int(raw)
             rows = session.scalars(
@@ -874,7 +874,11 @@ class ActivityPubChannel:
     async def _inbox(self, request: Request) -> Response:
         """Verify the sender's signature, then follow, unfollow, or ignore what was sent."""
         declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > _MAX_INBOX_BYTES:
+        if (
+            not (declared.isascii() and declared.isdigit())
+            or len(declared) > 12
+            or int(declared) > _MAX_INBOX_BYTES
+        ):
             return JSONResponse({"error": f"body larger than {_MAX_INBOX_BYTES} bytes"}, status_code=413)
         received = bytearray()
         async for chunk in request.stream():

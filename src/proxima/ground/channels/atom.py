@@ -57,16 +57,29 @@ LIMITS: Final = Limits(
     max_media_bytes=40 * 1024 * 1024,
     media_types=frozenset(
         {
-            "image/jpeg", "image/png", "image/webp", "image/gif",
-            "video/mp4", "video/webm", "audio/mpeg", "audio/mp4", "audio/ogg",
+            "image/jpeg",
+            "image/png",
+            "image/webp",
+            "image/gif",
+            "video/mp4",
+            "video/webm",
+            "audio/mpeg",
+            "audio/mp4",
+            "audio/ogg",
         }
     ),
     threads=False,
 )
 
 _EXTENSIONS: Final = {
-    "image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
-    "video/mp4": ".mp4", "video/webm": ".webm", "audio/mpeg": ".mp3", "audio/mp4": ".m4a",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "audio/mpeg": ".mp3",
+    "audio/mp4": ".m4a",
     "audio/ogg": ".ogg",
 }
 _LANG = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
@@ -249,8 +262,9 @@ class AtomChannel:
             )
         for lang in langs:
             if not _LANG.fullmatch(lang):
-                raise ChannelError(f"post {out.key}: {lang!r} is not a language tag", channel=self._name,
-                                   transient=False)
+                raise ChannelError(
+                    f"post {out.key}: {lang!r} is not a language tag", channel=self._name, transient=False
+                )
         try:
             await asyncio.to_thread(self._store, out, langs, self._clock())
         except SQLAlchemyError as exc:
@@ -284,8 +298,12 @@ class AtomChannel:
                 if row is None:
                     session.add(
                         AtomEntry(
-                            feed_id=self._feed_id, post_key=out.key, lang=lang,
-                            slug=self._slug(out.key, lang), updated=now, **fields,
+                            feed_id=self._feed_id,
+                            post_key=out.key,
+                            lang=lang,
+                            slug=self._slug(out.key, lang),
+                            updated=now,
+                            **fields,
                         )
                     )
                 elif any(getattr(row, k) != v for k, v in fields.items()):
@@ -337,8 +355,12 @@ class AtomChannel:
         if row.verify_url:
             extras.links.append({"href": row.verify_url, "rel": "related", "title": "verification"})
         for m in row.media:
-            link = {"href": self.media_url(m["sha256"], m["content_type"]), "rel": "enclosure",
-                    "type": m["content_type"], "length": str(m["size"])}
+            link = {
+                "href": self.media_url(m["sha256"], m["content_type"]),
+                "rel": "enclosure",
+                "type": m["content_type"],
+                "length": str(m["size"]),
+            }
             if m["alt"]:
                 link["title"] = m["alt"]
             extras.links.append(link)
@@ -387,8 +409,11 @@ class AtomChannel:
             return Response("no such feed\n", status_code=404, media_type="text/plain")
         data, latest = self._render(lang)
         etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-        headers = {"ETag": etag, "Last-Modified": format_datetime(latest, usegmt=True),
-                   "Cache-Control": "public, max-age=60"}
+        headers = {
+            "ETag": etag,
+            "Last-Modified": format_datetime(latest, usegmt=True),
+            "Cache-Control": "public, max-age=60",
+        }
         if _not_modified(request, etag, latest):
             return Response(status_code=304, headers=headers)
         return Response(data, media_type=ATOM_TYPE, headers=headers)
@@ -402,8 +427,11 @@ class AtomChannel:
         if media is None:
             return Response("no such file\n", status_code=404, media_type="text/plain")
         etag = f'"{digest}"'
-        headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable",
-                   "X-Content-Type-Options": "nosniff"}
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        }
         if _not_modified(request, etag, None):
             return Response(status_code=304, headers=headers)
         return Response(media.data, media_type=media.content_type, headers=headers)
@@ -425,8 +453,11 @@ class AtomChannel:
             f" · {html.escape(row.author)}</p>\n{self._html(row)}"
             "</article></body></html>\n"
         )
-        return Response(page, media_type="text/html; charset=utf-8",
-                        headers={"Content-Security-Policy": "default-src 'none'; img-src 'self'"})
+        return Response(
+            page,
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": "default-src 'none'; img-src 'self'"},
+        )
 
     async def close(self) -> None:
         """Nothing to release: sessions are opened per call."""

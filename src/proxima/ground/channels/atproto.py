@@ -64,8 +64,11 @@ _SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthMissing", "Aut
 
 
 def _pictographic(cp: int) -> bool:
-    return 0x1F300 <= cp <= 0x1F64F or 0x1F680 <= cp <= 0x1F6FF or 0x1F900 <= cp <= 0x1FAFF or (
-        0x2600 <= cp <= 0x27BF
+    return (
+        0x1F300 <= cp <= 0x1F64F
+        or 0x1F680 <= cp <= 0x1F6FF
+        or 0x1F900 <= cp <= 0x1FAFF
+        or (0x2600 <= cp <= 0x27BF)
     )
 
 
@@ -433,7 +436,8 @@ class BlueskyChannel:
         params = models.ComAtprotoRepoGetRecord.Params(repo=self._did, collection=POST, rkey=rkey)
         try:
             got = await self._call(
-                f"look up post {rkey}", lambda: self._client.com.atproto.repo.get_record(params),
+                f"look up post {rkey}",
+                lambda: self._client.com.atproto.repo.get_record(params),
                 missing_ok=True,
             )
         except _Missing:

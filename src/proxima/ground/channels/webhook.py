@@ -56,9 +56,19 @@ LIMITS: Final = Limits(
     max_media_bytes=512 * 1024 * 1024,
     media_types=frozenset(
         {
-            "image/jpeg", "image/png", "image/webp", "image/gif", "image/avif",
-            "video/mp4", "video/webm", "video/quicktime",
-            "audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/flac",
+            "image/jpeg",
+            "image/png",
+            "image/webp",
+            "image/gif",
+            "image/avif",
+            "video/mp4",
+            "video/webm",
+            "video/quicktime",
+            "audio/mpeg",
+            "audio/mp4",
+            "audio/ogg",
+            "audio/wav",
+            "audio/flac",
         }
     ),
     threads=False,
@@ -110,7 +120,7 @@ def verify_webhook(
     if missing:
         raise VerificationError(f"webhook: missing header {', '.join(missing)}", failure="missing_header")
     msg_id, stamp = lowered["webhook-id"], lowered["webhook-timestamp"]
-    if not stamp.isascii() or not stamp.isdigit():
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 15:
         raise VerificationError(
             f"webhook: timestamp {stamp[:40]!r} is not Unix seconds", failure="bad_timestamp"
         )
