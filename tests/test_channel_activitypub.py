@@ -578,3 +578,57 @@ def test_private_addresses_are_refused_in_production(tmp_path: Path) -> None:
         await channel.close()
 
     asyncio.run(scenario())
+
+
+def test_replies_and_mentions_become_mentions(tmp_path: Path) -> None:
+    """A signed reply to one of our notes, or a note mentioning our actor, reaches ``on_mention``."""
+    sessions = _sessions(tmp_path)
+    other_sessions = _sessions(tmp_path, "other.db")
+    sock, base = _bind()
+    other_sock, other_base = _bind()
+    channel = _channel(base, sessions)
+    other = ActivityPubChannel(
+        other_base, "friend", "A friend", "", _pem(OTHER_KEY), other_sessions,
+        http_client=_client, allow_private_network=True,
+    )  # fmt: skip
+    got: list[Any] = []
+    channel.on_mention = got.append
+
+    async def send(activity: dict[str, Any]) -> httpx.Response:
+        raw = json.dumps(activity).encode()
+        headers = {"Content-Type": "application/activity+json"}
+        headers.update(
+            sign_request("POST", channel.inbox_url, headers, raw, other.key_id, OTHER_KEY, datetime.now(UTC))
+        )
+        async with _client() as client:
+            return await client.post(channel.inbox_url, content=raw, headers=headers)
+
+    def create(n: int, **note: Any) -> dict[str, Any]:
+        obj = {"id": f"{other.actor_id}/notes/{n}", "type": "Note", "attributedTo": other.actor_id, **note}
+        return {"id": f"{obj['id']}/activity", "type": "Create", "actor": other.actor_id, "object": obj}
+
+    async def scenario() -> None:
+        async with (
+            _serve(Starlette(routes=channel.routes()), sock),
+            _serve(Starlette(routes=other.routes()), other_sock),
+        ):
+            ours = channel.note_id("post-1")
+            question = "<p><span>@proxima</span> Que mangez-vous&nbsp;?</p>"
+            r = await send(create(1, inReplyTo=ours, content=question, contentMap={"fr": "..."}))
+            assert r.status_code == 202
+            mention = {"type": "Mention", "href": channel.actor_id}
+            await send(create(2, tag=[mention], content="<p>Hello <b>ISS</b>!</p>"))
+            await send(create(3, content="<p>not for us</p>"))
+            await send(create(4, inReplyTo="https://elsewhere.example/notes/1", content="<p>nor this</p>"))
+            forged = create(5, tag=[mention], content="spoofed")
+            forged["object"]["attributedTo"] = "https://someone.else/users/x"
+            await send(forged)
+        await channel.close()
+        await other.close()
+
+    asyncio.run(scenario())
+    assert [(m.origin_id.rsplit("/", 1)[1], m.text, m.lang) for m in got] == [
+        ("1", "Que mangez-vous ?", "fr"),
+        ("2", "Hello ISS !", None),
+    ]
+    assert all(m.author == other.actor_id for m in got)

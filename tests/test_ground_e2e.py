@@ -284,6 +284,46 @@ def test_crew_post_to_four_kinds_of_channel_and_back(tmp_path: Path) -> None:
                 assert set(status["links"]) == {"activitypub", "atom", "bluesky", "mastodon", "webhook"}
                 assert [h["state"] for h in status["history"]][:2] == ["received", "in_review"]
 
+                # The public asks; the team selects the question; it goes up; the crew answers.
+                async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+                    q = (
+                        await http.post("/questions", json={"text": "Que voyez-vous la nuit ?", "lang": "fr"})
+                    ).json()
+                    r = await http.post(
+                        f"/questions/{q['id']}/moderate", headers=anne, json={"approve": True}
+                    )
+                    assert r.status_code == 200, r.text
+                    r = await http.post("/questions/select", headers=anne, json={"ids": [q["id"]]})
+                    assert r.status_code == 200, r.text
+
+                    async def asked() -> bool:
+                        await sync(node=f"127.0.0.1:{app_iss}", endpoint=CREW_EP, log=log, timeout=0.2)
+                        return any(x["id"] == q["id"] for x in log.questions())
+
+                    await _until(asked, "the question on board")
+                    answer, _ = await send_post(
+                        Draft(text={"fr": "Des villes illuminées et des aurores."}, reply_to=q["id"]),
+                        key=crew.key,
+                        author="thomas",
+                        created_ms=created + 1000,
+                        node=f"127.0.0.1:{app_iss}",
+                        posts_endpoint=POSTS_EP,
+                        media_endpoint=MEDIA_EP,
+                        source=CREW_EP,
+                        log=log,
+                    )
+
+                    async def answered() -> bool:
+                        rows = (
+                            await http.get("/questions", params={"state": "answered"}, headers=anne)
+                        ).json()
+                        return any(
+                            x["id"] == q["id"] and x["answer_post_id"] == answer.id for x in rows["questions"]
+                        )
+
+                    await _until(answered, "the question to be answered by the crew's post")
+                    assert svc.show(answer.id)["state"] == "in_review"
+
                 async with httpx.AsyncClient(timeout=30) as http:
                     feed = feedparser.parse(
                         (await http.get(f"http://127.0.0.1:{base_port}/feed.atom")).content

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ground_helpers import T0, Crew, Ground, jpeg, make_ground
+from ground_helpers import PASSWORD, T0, Crew, Ground, jpeg, make_ground
 from proxima.errors import ChannelError, Conflict, EnvelopeError, Forbidden, InvalidInput, VerificationError
 from proxima.ground.channels.base import Published
 from proxima.ground.service import LEASE, GroundService
@@ -344,3 +344,77 @@ def test_free_calendar_slot(g: Ground) -> None:
         g.service.add_slot(g.editor, channel="atom", time_of_day="09:30", tz="Mars/Olympus")
     with pytest.raises(InvalidInput, match="HH:MM"):
         g.service.add_slot(g.editor, channel="atom", time_of_day="25:00", tz="UTC")
+
+
+def test_an_answer_replies_where_the_question_came_from(g: Ground) -> None:
+    from proxima.ground import questions
+    from proxima.ground.ratelimit import RateLimiter
+
+    limiter = RateLimiter(rate_per_s=1, burst=5, max_clients=10)
+    with g.service.sessions.begin() as s:
+        q = questions.submit_question(
+            s,
+            limiter,
+            client="c1",
+            text="What do you eat?",
+            lang="en",
+            origin="mastodon",
+            origin_id="109",
+            now=T0,
+        )
+        qid = q.id
+        questions.moderate(s, qid, approve=True, moderator=g.editor, now=T0)
+    g.service.select_questions([qid], g.editor, destination="ipn:1.20", now=T0)
+    (uid, dest, _) = g.service.pending_uplinks()[-1]
+    assert dest == "ipn:1.20"
+    g.service.uplink_sent([uid], now=T0)
+    pid = _receive(g, reply_to=qid)
+    with g.service.sessions() as s:
+        row = questions.get_question(s, qid)
+        assert (row.state, row.answer_post_id) == ("answered", pid)
+    assert g.service.outgoing(pid, "mastodon").reply_to == "109"
+    assert g.service.outgoing(pid, "atom").reply_to is None
+
+
+def test_a_fediverse_reply_becomes_a_question_answered_in_the_same_thread(tmp_path: Path) -> None:
+    from proxima.ground.channels.activitypub import Mention
+    from proxima.ground.config import ChannelConfig, GroundConfig
+    from proxima.ground.runner import GroundRunner
+    from proxima.runtime.keys import save_public_key
+
+    crew = Crew()
+    (tmp_path / "keys").mkdir()
+    save_public_key(crew.key.public_key(), tmp_path / "keys" / "thomas.pub")
+    config = GroundConfig(
+        database=f"sqlite:///{tmp_path / 'g.db'}",
+        media_dir=tmp_path / "media",
+        keyring=tmp_path / "keys",
+        base_url="https://proxima.example",
+        channels=(
+            ChannelConfig("activitypub", "activitypub", {"key_file": str(tmp_path / "actor.pem")}),
+            ChannelConfig("atom", "atom", {}),
+        ),
+    )
+    runner = GroundRunner(config, clock=lambda: T0)
+    svc = runner.open()
+    note = "https://mastodon.example/users/lea/statuses/42"
+    channel = runner.channels["activitypub"]
+    channel.on_mention(
+        Mention(
+            origin_id=note, author="https://mastodon.example/users/lea", text="Que mangez-vous ?", lang="fr"
+        )
+    )  # type: ignore[attr-defined]
+    from proxima.ground import accounts, questions
+
+    with svc.sessions.begin() as s:
+        (q,) = questions.list_questions(s)
+        assert (q.origin, q.origin_id, q.lang) == ("activitypub", note, "fr")
+        qid = q.id
+        editor = accounts.create_account(s, "anne", "Anne", "agency", ["editor"], PASSWORD, now=T0)
+        questions.moderate(s, qid, approve=True, moderator=editor, now=T0)
+    svc.select_questions([qid], editor, destination="ipn:1.20", now=T0)
+    svc.uplink_sent([u for u, _, _ in svc.pending_uplinks()], now=T0)
+    _, signed, _ = crew.post(text={"fr": "Des plats lyophilisés."}, reply_to=qid)
+    post = svc.receive_post(signed, source=None, now=T0)
+    assert svc.outgoing(post.id, "activitypub").reply_to == note
+    assert svc.outgoing(post.id, "atom").reply_to is None

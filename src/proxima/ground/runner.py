@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import logging
 import os
 from datetime import UTC, datetime
@@ -22,11 +24,13 @@ from sqlalchemy import select
 
 from proxima.client import NodeClient, parse_address
 from proxima.errors import ChannelError, ConfigError, InvalidInput, MediaError, ProximaError
+from proxima.ground import questions
 from proxima.ground.api import build_app
 from proxima.ground.calendar import SlotSpec
 from proxima.ground.db import make_engine, session_factory, upgrade
 from proxima.ground.media import fit_media
 from proxima.ground.models import Slot
+from proxima.ground.ratelimit import RateLimiter
 from proxima.ground.service import GroundService
 from proxima.runtime.keys import load_keyring
 
@@ -163,6 +167,7 @@ class GroundRunner:
         self._stopping = asyncio.Event()
         self.port: int | None = None
         self.published = 0
+        self._mention_limiter = RateLimiter(rate_per_s=1 / 60, burst=5, max_clients=100_000)
 
     @property
     def svc(self) -> GroundService:
@@ -189,7 +194,24 @@ class GroundRunner:
             channels={name: ch.limits for name, ch in self.channels.items()},
         )
         self._seed_slots(sessions)
+        for name, ch in self.channels.items():
+            if hasattr(ch, "on_mention"):
+                ch.on_mention = functools.partial(self._on_mention, name)
         return self.service
+
+    def _on_mention(self, channel: str, mention: Any) -> None:
+        """A reply or mention from a channel becomes a public question, answered where it was asked."""
+        with self.svc.sessions.begin() as s:
+            questions.submit_question(
+                s,
+                self._mention_limiter,
+                client=hashlib.sha256(f"{channel}:{mention.author}".encode()).hexdigest()[:32],
+                text=mention.text,
+                lang=mention.lang or "und",
+                origin=channel,
+                origin_id=mention.origin_id,
+                now=self.clock(),
+            )
 
     def _seed_slots(self, sessions: sessionmaker[Session]) -> None:
         where = self.config.source or "the ground configuration"

@@ -39,7 +39,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from proxima.errors import ChannelError, VerificationError
+from proxima.errors import ChannelError, ProximaError, VerificationError
 from proxima.ground.channels.base import Limits, Published
 from proxima.ground.db import Base
 from proxima.ground.httpsig import (
@@ -68,6 +68,7 @@ __all__ = [
     "ApDelivery",
     "ApFollower",
     "ApMedia",
+    "Mention",
     "render_html",
 ]
 
@@ -252,6 +253,19 @@ class _RemoteActor:
 
 
 @dataclass(frozen=True, slots=True)
+class Mention:
+    """A note from the fediverse addressed to the mission: a reply to one of its notes or a mention."""
+
+    origin_id: str
+    """The note's id: an answer is published in reply to it."""
+    author: str
+    """The sending actor's id."""
+    text: str
+    """The note's text without markup or @mentions."""
+    lang: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Outcome:
     """How one delivery went: its new state, the HTTP status if any, and why it failed."""
 
@@ -317,6 +331,8 @@ class ActivityPubChannel:
         self._client_factory = http_client or (lambda: httpx.AsyncClient(timeout=timeout))
         self._client: httpx.AsyncClient | None = None
         self._name = name
+        self.on_mention: Callable[[Mention], None] | None = None
+        """Called with each reply or mention received (the ground service turns them into questions)."""
         self._clock = clock or (lambda: datetime.now(UTC))
         self._allow_private = allow_private_network
         self._icon_url = icon_url
@@ -907,7 +923,37 @@ class ActivityPubChannel:
             return self._on_follow(activity, sender)
         if kind == "Undo":
             self._on_undo(activity, sender)
+        if kind == "Create" and self.on_mention is not None:
+            mention = self._mention(activity.get("object"), sender)
+            if mention is not None:
+                try:
+                    self.on_mention(mention)
+                except ProximaError as exc:  # refused (rate limited, too long...): the sender still gets 202
+                    log.info("mention %s from %s not taken: %s", mention.origin_id, sender.id, exc)
         return JSONResponse({"status": "accepted"}, status_code=202)
+
+    def _mention(self, note: object, sender: _RemoteActor) -> Mention | None:
+        """A Note that replies to one of ours or mentions our actor, as a question from the fediverse."""
+        if not isinstance(note, dict) or note.get("type") != "Note" or not isinstance(note.get("id"), str):
+            return None
+        if _id_of(note.get("attributedTo", sender.id)) != sender.id:
+            return None
+        ours = f"{self._base}/ap/objects/"
+        replying = isinstance(note.get("inReplyTo"), str) and note["inReplyTo"].startswith(ours)
+        raw_tags = note.get("tag")
+        tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+        mentioning = any(isinstance(t, dict) and t.get("href") == self.actor_id for t in tags)
+        if not (replying or mentioning):
+            return None
+        raw_map = note.get("contentMap")
+        content_map: dict[str, Any] = raw_map if isinstance(raw_map, dict) else {}
+        lang = next((k for k in content_map if isinstance(k, str)), None)
+        content = note.get("content") or (content_map.get(lang) if lang else None)
+        if not isinstance(content, str):
+            return None
+        text = html.unescape(re.sub(r"<[^>]*>", " ", content))
+        text = " ".join(w for w in text.split() if not w.startswith("@"))
+        return Mention(origin_id=note["id"], author=sender.id, text=text, lang=lang)
 
     async def _verify(self, request: Request, body: bytes) -> _RemoteActor:
         signature = request.headers.get("signature")
