@@ -169,3 +169,21 @@ def test_questions_flood_html_and_uplink(env: tuple[Ground, TestClient, Clock]) 
     assert dest == "dtn://iss/crew" and b"Que voyez-vous" in payload
     r = client.post("/api/questions/select", headers=anne, json={"ids": [ids[1]]})
     assert r.status_code == 409
+
+
+def test_team_draft_over_http(env: tuple[Ground, TestClient, Clock]) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    g, client, _ = env
+    key = Ed25519PrivateKey.generate()
+    g.service.signing_key = ("esa", key)
+    g.service.keyring["esa"] = key.public_key()
+    with g.service.sessions.begin() as s:
+        accounts.create_account(s, "esa", "ESA", "agency", [], None, now=T0)
+    anne = _token(client, "anne")
+    body = {"author": "esa", "text": {"en": "<b>Launch</b> at 10:00"}, "campaign": "Proxima"}
+    r = client.post("/api/posts", headers=anne, json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["state"] == "in_review" and r.json()["text"]["en"] == "<b>Launch</b> at 10:00"
+    assert client.post("/api/posts", headers=anne, json={**body, "text": "plain"}).status_code == 400
+    assert client.post("/api/posts", json=body).status_code == 401

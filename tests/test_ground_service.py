@@ -418,3 +418,48 @@ def test_a_fediverse_reply_becomes_a_question_answered_in_the_same_thread(tmp_pa
     post = svc.receive_post(signed, source=None, now=T0)
     assert svc.outgoing(post.id, "activitypub").reply_to == note
     assert svc.outgoing(post.id, "atom").reply_to is None
+
+
+def test_the_team_drafts_posts_for_a_persona_and_another_person_approves(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from proxima.ground import accounts
+    from proxima.outreach.provenance import decode_signed_post, verify_post
+
+    g = make_ground(tmp_path)
+    esa = Ed25519PrivateKey.generate()
+    g.service.signing_key = ("esa", esa)
+    g.service.keyring["esa"] = esa.public_key()
+    with pytest.raises(InvalidInput, match="persona"):
+        g.service.draft(g.approver, author="esa", text={"fr": "Demain, sortie extravéhiculaire"}, now=T0)
+    with g.service.sessions.begin() as s:
+        accounts.create_account(s, "esa", "ESA", "agency", [], None, now=T0)
+    row = g.service.draft(
+        g.approver,
+        author="esa",
+        text={"fr": "Demain, sortie extravéhiculaire", "en": "Spacewalk tomorrow"},
+        hashtags=["Proxima"],
+        campaign="#Proxima",
+        channels=["atom"],
+        now=T0,
+    )
+    info = g.service.show(row.id)
+    assert info["state"] == "in_review" and info["author"] == "esa" and info["signer"] == "esa"
+    assert info["versions"][0]["editor"] == "marc"
+    assert verify_post(decode_signed_post(row.signed), g.service.keyring).signer == "esa"
+    with pytest.raises(Forbidden, match="edited this post"):
+        g.service.approve(row.id, g.approver, now=T0)
+    g.service.approve(row.id, g.crew_account, now=T0)  # someone else: thomas holds the approver role
+    g.service.schedule(row.id, g.editor, T0 + timedelta(days=1), now=T0)
+    other = _receive(g, channels=("atom",))
+    g.service.schedule(other, g.editor, T0 + timedelta(days=2), now=T0)
+    view = g.service.calendar_view(T0, T0 + timedelta(days=3), campaign="Proxima")
+    assert [i["post"] for i in view if i["kind"] == "post"] == [
+        row.id,
+        other,
+    ]  # the crew's posts say #Proxima too
+    assert g.service.calendar_view(T0, T0 + timedelta(days=3), campaign="AllezThomas") == []
+    assert {p["id"] for p in g.service.list_posts(campaign="Proxima")} == {row.id, other}
+    assert g.service.list_posts(campaign="AllezThomas") == []
+    with pytest.raises(InvalidInput):
+        g.service.draft(g.editor, author="esa", text={"fr": ""}, now=T0)

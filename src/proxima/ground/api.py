@@ -152,7 +152,25 @@ class _Api:
     async def list_posts(self, request: Request) -> Response:
         self.staff(request)
         state = request.query_params.get("state")
-        return JSONResponse({"posts": self.service.list_posts(state=state)})
+        campaign = request.query_params.get("campaign")
+        return JSONResponse({"posts": self.service.list_posts(state=state, campaign=campaign)})
+
+    async def draft(self, request: Request) -> Response:
+        account = self.account(request)
+        body = await self.body(request)
+        for name, kind in (("text", dict), ("hashtags", list), ("channels", list)):
+            if body.get(name) is not None and not isinstance(body[name], kind):
+                raise InvalidInput(f"must be a JSON {'object' if kind is dict else 'array'}", field=name)
+        row = self.service.draft(
+            account,
+            author=self.text_field(body, "author") or "",
+            text=body.get("text") or {},
+            hashtags=body.get("hashtags") or [],
+            campaign=self.text_field(body, "campaign", required=False),
+            channels=body.get("channels"),
+            now=self.clock(),
+        )
+        return JSONResponse(self.service.show(row.id), status_code=201)
 
     async def show_post(self, request: Request) -> Response:
         self.staff(request)
@@ -221,7 +239,7 @@ class _Api:
         end = parse_time(end_text, field="to") if end_text else start.replace(microsecond=0) + _WEEK
         if end <= start:
             raise InvalidInput("'to' must come after 'from'", field="to")
-        items = self.service.calendar_view(start, end)
+        items = self.service.calendar_view(start, end, campaign=request.query_params.get("campaign"))
         return JSONResponse({"from": start.isoformat(), "to": end.isoformat(), "items": items})
 
     async def add_slot(self, request: Request) -> Response:
@@ -399,7 +417,8 @@ def build_app(
     w = _wrap
     routes: list[BaseRoute] = [
         Route("/api/login", w(api.login), methods=["POST"]),
-        Route("/api/posts", w(api.list_posts)),
+        Route("/api/posts", w(api.list_posts), methods=["GET"]),
+        Route("/api/posts", w(api.draft), methods=["POST"]),
         Route("/api/posts/{post_id}", w(api.show_post)),
         Route("/api/posts/{post_id}/media/{name}", w(api.media)),
         Route("/api/posts/{post_id}/{action}", w(api.step), methods=["POST"]),

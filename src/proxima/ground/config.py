@@ -5,6 +5,7 @@ Example (paths are relative to the file)::
     database = "sqlite:///ground.db"   # any SQLAlchemy URL; sqlite paths relative to the file
     media_dir = "media"
     keyring = "keys"                   # directory of NAME.pub, or a TOML keyring
+    signing_key = "keys/esa.key"       # optional: the ground's own key, for posts the team drafts
     base_url = "http://127.0.0.1:8080" # where the public reaches this service (verification links)
 
     [http]
@@ -90,6 +91,7 @@ class GroundConfig:
     slots: tuple[SlotConfig, ...] = ()
     poll_s: float = 1.0
     source: Path | None = None
+    signing_key: Path | None = None
 
 
 def _fail(source: Path, key: str, message: str) -> ConfigError:
@@ -120,7 +122,18 @@ def load_ground_config(path: str | Path) -> GroundConfig:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     base = source.parent.resolve()
-    known = {"database", "media_dir", "keyring", "base_url", "http", "dtn", "channel", "slot", "poll_s"}
+    known = {
+        "database",
+        "media_dir",
+        "keyring",
+        "signing_key",
+        "base_url",
+        "http",
+        "dtn",
+        "channel",
+        "slot",
+        "poll_s",
+    }
     for key in doc:
         if key not in known:
             raise _fail(source, key, f"unknown key (known: {', '.join(sorted(known))})")
@@ -197,4 +210,5 @@ def load_ground_config(path: str | Path) -> GroundConfig:
         slots=tuple(slots),
         poll_s=float(poll),
         source=source,
+        signing_key=None if "signing_key" not in doc else base / _str(doc, "signing_key", source, ""),
     )

@@ -32,7 +32,7 @@ from proxima.ground.media import fit_media
 from proxima.ground.models import Slot
 from proxima.ground.ratelimit import RateLimiter
 from proxima.ground.service import GroundService
-from proxima.runtime.keys import load_keyring
+from proxima.runtime.keys import load_keyring, load_private_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Mapping
@@ -186,8 +186,13 @@ class GroundRunner:
             self.channels = dict(self._given)
         else:
             self.channels = {c.name: build_channel(c, sessions, self.config) for c in self.config.channels}
+        signing = None
+        if self.config.signing_key is not None:
+            signing = (self.config.signing_key.stem, load_private_key(self.config.signing_key))
+            keyring.setdefault(signing[0], signing[1].public_key())
         self.service = GroundService(
             sessions,
+            signing_key=signing,
             keyring=keyring,
             media_dir=self.config.media_dir,
             base_url=self.config.base_url,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,7 @@ from proxima.errors import (
     PostError,
     VerificationError,
 )
-from proxima.ground import calendar, questions, workflow
+from proxima.ground import accounts, calendar, questions, workflow
 from proxima.ground.accounts import Account, Role, require
 from proxima.ground.channels.base import MediaFile, Outgoing
 from proxima.ground.models import (
@@ -62,6 +63,8 @@ from proxima.outreach.post import (
 )
 from proxima.outreach.provenance import (
     decode_signed_post,
+    encode_signed_post,
+    sign_post,
     verification_link,
     verify_media,
     verify_post,
@@ -71,7 +74,7 @@ from proxima.outreach.uplink import MAX_NOTE_CHARS, Ack, decode_question, encode
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
     from sqlalchemy.orm import Session, sessionmaker
 
     from proxima.ground.channels.base import Limits, Published
@@ -156,14 +159,65 @@ class GroundService:
         base_url: str,
         channels: Mapping[str, Limits],
         default_channels: Sequence[str] | None = None,
+        signing_key: tuple[str, Ed25519PrivateKey] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.signing_key = signing_key
         self.keyring = dict(keyring)
         self.media_dir = Path(media_dir)
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.base_url = base_url.rstrip("/")
         self.channels = dict(channels)
         self.default_channels = list(default_channels if default_channels is not None else channels)
+
+    # ---------------------------------------------------------------- what the team writes
+
+    def draft(
+        self,
+        actor: Account,
+        *,
+        author: str,
+        text: Mapping[str, str],
+        now: datetime,
+        hashtags: Sequence[str] = (),
+        campaign: str | None = None,
+        channels: Sequence[str] | None = None,
+    ) -> PostRow:
+        """A post the team prepares in advance for a persona (the agency, Philae...), signed by the
+        ground's own key so it verifies like the crew's; it goes to review like any other, and its
+        drafter counts as its editor, so someone else must approve it."""
+        require(actor, Role.EDITOR)
+        if self.signing_key is None:
+            raise Conflict("this ground service has no signing key: set signing_key in its configuration")
+        name, key = self.signing_key
+        with self.sessions() as s:
+            persona = s.scalar(select(accounts.Account).where(accounts.Account.handle == author))
+            if persona is None or persona.kind not in (
+                accounts.AccountKind.AGENCY,
+                accounts.AccountKind.ROBOT,
+            ):
+                raise InvalidInput(
+                    f"{author!r} is not an agency or robot persona of this service", field="author"
+                )
+        chosen = self.default_channels if channels is None else self._check_channels(channels)
+        try:
+            post = Post(
+                id=f"team-{uuid.uuid4()}",
+                author=author,
+                created_ms=dtn_ms(now),
+                text=self._check_text(text),
+                hashtags=self._check_tags(hashtags),
+                campaign=campaign,
+                channels=list(chosen),
+            )
+        except PostError as exc:
+            raise InvalidInput(str(exc), field=exc.field) from exc
+        row = self.receive_post(encode_signed_post(sign_post(post, key, name)), source=None, now=now)
+        with self.sessions.begin() as s:
+            stored = self._get(s, row.id)
+            stored.versions[0].editor = actor.handle
+            self._audit(s, row.id, actor.handle, "drafted", None, None, now, persona=author)
+            return stored
 
     # ---------------------------------------------------------------- what comes down
 
@@ -740,13 +794,17 @@ class GroundService:
             s.add(slot)
             return slot
 
-    def calendar_view(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Scheduled posts and free slots between ``start`` and ``end``, in time order."""
+    def calendar_view(
+        self, start: datetime, end: datetime, *, campaign: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Scheduled posts and free slots between ``start`` and ``end``, in time order; with
+        ``campaign``, only that campaign's posts and slots (the campaign view)."""
         with self.sessions() as s:
             items: list[dict[str, Any]] = []
-            rows = s.scalars(
-                select(PostRow).where(PostRow.scheduled_at >= start, PostRow.scheduled_at < end)
-            ).all()
+            query = select(PostRow).where(PostRow.scheduled_at >= start, PostRow.scheduled_at < end)
+            if campaign is not None:
+                query = query.where(PostRow.campaign == campaign.lstrip("#"))
+            rows = s.scalars(query).all()
             for row in rows:
                 if row.scheduled_at is None or row.state == PostState.REJECTED.value:
                     continue
@@ -761,6 +819,8 @@ class GroundService:
                     }
                 )
             specs = [self._spec(slot) for slot in s.scalars(select(Slot)).all()]
+            if campaign is not None:
+                specs = [p for p in specs if p.campaign == campaign.lstrip("#")]
             taken = {(i["at"], c) for i in items for c in i["channels"]}
             for when, spec in calendar.next_slots(specs, start, 500):
                 if when >= end:
@@ -938,8 +998,10 @@ class GroundService:
 
     # ---------------------------------------------------------------- reading
 
-    def list_posts(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Posts, newest first, optionally in one state."""
+    def list_posts(
+        self, *, state: str | None = None, campaign: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Posts, newest first, optionally in one state or one campaign."""
         if state is not None and state not in {p.value for p in PostState}:
             raise InvalidInput(
                 f"unknown state {state!r} ({', '.join(p.value for p in PostState)})", field="state"
@@ -948,6 +1010,8 @@ class GroundService:
             q = select(PostRow).order_by(PostRow.received_at.desc()).limit(limit)
             if state is not None:
                 q = q.where(PostRow.state == state)
+            if campaign is not None:
+                q = q.where(PostRow.campaign == campaign.lstrip("#"))
             return [self._summary(row) for row in s.scalars(q).all()]
 
     def show(self, post_id: str) -> dict[str, Any]:
