@@ -92,6 +92,7 @@ class _LazyGroup(click.Group):
         "calendar": "proxima.cli_ground:calendar",
         "questions": "proxima.cli_ground:questions",
         "crew": "proxima.cli_ground:crew",
+        "web": "proxima.cli_ground:web",
     }
 
     def _available(self) -> dict[str, str]:

@@ -26,7 +26,7 @@ import click
 from proxima.cli_support import fail, guard
 from proxima.errors import InvalidInput
 
-__all__ = ["calendar", "crew", "ground", "login", "questions", "review"]
+__all__ = ["calendar", "crew", "ground", "login", "questions", "review", "web"]
 
 _SETTINGS = {"help_option_names": ["-h", "--help"]}
 _DTN_EPOCH_UNIX_MS = 946_684_800_000
@@ -114,6 +114,34 @@ def ground_run(config_path: str) -> None:
             await asyncio.Event().wait()
         finally:
             await runner.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+
+
+@click.command("web", context_settings=_SETTINGS)
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Ground TOML file."
+)
+@click.option("--secure-cookies", is_flag=True, help="Send the session cookie over HTTPS only (behind TLS).")
+@guard
+def web(config_path: str, secure_cookies: bool) -> None:
+    """Run the web application until Ctrl-C: public pages, the team's console, and the ground service."""
+    from proxima.ground.config import load_ground_config
+    from proxima.web.app import WebApp
+
+    config = load_ground_config(config_path)
+
+    async def run() -> None:
+        app = WebApp(config, secure_cookies=secure_cookies)
+        await app.start()
+        click.echo(f"console: http://{config.host}:{app.port}/console  public: {config.base_url}/", err=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await app.stop()
 
     try:
         asyncio.run(run())

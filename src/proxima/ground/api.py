@@ -37,6 +37,8 @@ from proxima.outreach.provenance import decode_signed_post, normalize_code, veri
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from starlette.middleware import Middleware
+
     from proxima.ground.service import GroundService
 
 __all__ = ["MAX_BODY_BYTES", "MAX_VERIFY_BYTES", "build_app"]
@@ -403,6 +405,7 @@ def build_app(
     clock: Callable[[], datetime] = _utcnow,
     crew_endpoint: str | None = None,
     question_limiter: RateLimiter | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """The ground service's Starlette application (API under ``/api``, channels' routes at the root)."""
     api = _Api(
@@ -435,4 +438,4 @@ def build_app(
         Route("/api/questions/{question_id}/moderate", w(api.moderate), methods=["POST"]),
         *extra_routes,
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=list(middleware))

@@ -35,9 +35,11 @@ from proxima.ground.service import GroundService
 from proxima.runtime.keys import load_keyring, load_private_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Mapping
+    from collections.abc import Callable, Generator, Mapping, Sequence
 
     from sqlalchemy.orm import Session, sessionmaker
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.routing import BaseRoute
 
     from proxima.ground.channels.base import Channel
@@ -156,8 +158,12 @@ class GroundRunner:
         *,
         clock: Callable[[], datetime] = _utcnow,
         channels: Mapping[str, Channel] | None = None,
+        extra_routes: Callable[[GroundService], Sequence[BaseRoute]] | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.config = config
+        self._extra_routes = extra_routes
+        self._middleware = list(middleware)
         self.clock = clock
         self._given = channels
         self.channels: dict[str, Channel] = {}
@@ -247,18 +253,27 @@ class GroundRunner:
                         )
                     )
 
-    async def start(self) -> None:
-        """Open everything and start serving, receiving and publishing."""
-        service = self.open()
-        routes: list[BaseRoute] = []
+    def asgi(self) -> Starlette:
+        """The HTTP application (API, channels' routes, extra routes), opening the service if needed."""
+        service = self.service if self.service is not None else self.open()
+        routes: list[BaseRoute] = [] if self._extra_routes is None else list(self._extra_routes(service))
         for ch in self.channels.values():
             extra = getattr(ch, "routes", None)
             if callable(extra):
                 routes += extra()
         dtn = self.config.dtn
-        app = build_app(
-            service, extra_routes=routes, clock=self.clock, crew_endpoint=dtn.crew if dtn else None
+        return build_app(
+            service,
+            extra_routes=routes,
+            clock=self.clock,
+            crew_endpoint=dtn.crew if dtn else None,
+            middleware=self._middleware,
         )
+
+    async def start(self) -> None:
+        """Open everything and start serving, receiving and publishing."""
+        app = self.asgi()
+        dtn = self.config.dtn
         config = uvicorn.Config(
             app, host=self.config.host, port=self.config.port, log_level="warning", lifespan="off"
         )

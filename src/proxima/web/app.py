@@ -1,0 +1,124 @@
+"""The web application: the ground service's API, the console and the public pages in one server.
+
+:class:`WebApp` runs a :class:`~proxima.ground.runner.GroundRunner` (database, channels, DTN
+endpoint, publishers) with the pages added to its Starlette application, the session middleware
+(cookie signed with a key kept beside the database, made on first start, mode 0600), and the
+static files shipped in this package.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from proxima.errors import ConfigError
+from proxima.ground.ratelimit import RateLimiter
+from proxima.ground.runner import GroundRunner
+from proxima.web.console import ConsoleContext, console_routes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from proxima.ground.channels.base import Channel
+    from proxima.ground.config import GroundConfig
+    from proxima.ground.service import GroundService
+
+__all__ = ["HERE", "WebApp", "session_secret", "templates"]
+
+HERE = Path(__file__).parent
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def templates() -> Jinja2Templates:
+    """The package's templates, autoescaped."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return Jinja2Templates(env=env)
+
+
+def session_secret(path: Path) -> str:
+    """The key signing session cookies, made on first use (readable by its owner only)."""
+    try:
+        if path.exists():
+            return path.read_text(encoding="ascii").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key)
+        return key
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read or make the session key: {exc.strerror or exc}") from exc
+
+
+class WebApp:
+    """The ground service with its web pages: ``await start()``, then ``await stop()``."""
+
+    def __init__(
+        self,
+        config: GroundConfig,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        channels: Mapping[str, Channel] | None = None,
+        secure_cookies: bool = False,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.templates = templates()
+        secret = session_secret(config.media_dir.parent / "session.key")
+        middleware = [
+            Middleware(
+                SessionMiddleware,
+                secret_key=secret,
+                session_cookie="proxima_session",
+                same_site="strict",
+                https_only=secure_cookies,
+                max_age=12 * 3600,
+            )
+        ]
+        self.runner = GroundRunner(
+            config, clock=clock, channels=channels, extra_routes=self._routes, middleware=middleware
+        )
+
+    def _routes(self, service: GroundService) -> list[BaseRoute]:
+        dtn = self.config.dtn
+        console = ConsoleContext(
+            service=service,
+            templates=self.templates,
+            clock=self.clock,
+            login_limiter=RateLimiter(rate_per_s=1 / 10, burst=10, max_clients=100_000),
+            crew_endpoint=dtn.crew if dtn else None,
+        )
+        return [
+            *console_routes(console),
+            Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        ]
+
+    @property
+    def port(self) -> int | None:
+        """The HTTP port once started."""
+        return self.runner.port
+
+    async def start(self) -> None:
+        """Open the database, start the channels, the DTN endpoint and the server."""
+        await self.runner.start()
+
+    async def stop(self) -> None:
+        """Stop everything."""
+        await self.runner.stop()
