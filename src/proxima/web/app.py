@@ -25,6 +25,7 @@ from proxima.errors import ConfigError
 from proxima.ground.ratelimit import RateLimiter
 from proxima.ground.runner import GroundRunner
 from proxima.web.console import ConsoleContext, console_routes
+from proxima.web.pages import PagesContext, page_routes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -105,8 +106,15 @@ class WebApp:
             login_limiter=RateLimiter(rate_per_s=1 / 10, burst=10, max_clients=100_000),
             crew_endpoint=dtn.crew if dtn else None,
         )
+        pages = PagesContext(
+            service=service,
+            templates=self.templates,
+            clock=self.clock,
+            limiter=RateLimiter(rate_per_s=1 / 30, burst=10, max_clients=100_000),
+        )
         return [
             *console_routes(console),
+            *page_routes(pages),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
 
