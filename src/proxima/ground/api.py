@@ -31,6 +31,7 @@ from proxima.errors import (
 )
 from proxima.ground import accounts, questions
 from proxima.ground.calendar import parse_time
+from proxima.ground.openapi import openapi_document
 from proxima.ground.ratelimit import RateLimiter
 from proxima.outreach.provenance import decode_signed_post, normalize_code, verify_published
 
@@ -267,6 +268,9 @@ class _Api:
 
     # ------------------------------------------------------------ public
 
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(self.service.base_url))
+
     async def timeline(self, request: Request) -> Response:
         posts = self.service.list_posts(state="published")
         public = [
@@ -306,10 +310,10 @@ class _Api:
     async def verify_media(self, request: Request) -> Response:
         self.questions.check("verify:" + self.client_key(request), self.clock().timestamp())
         code = normalize_code(request.path_params["code"])
+        signed = decode_signed_post(self.service.signed_post(code))
         data = await self.capped(request, MAX_VERIFY_BYTES)
         if not data:
             raise InvalidInput("send the photo's bytes as the request body", field="body")
-        signed = decode_signed_post(self.service.signed_post(code))
         try:
             verified, ref = verify_published(
                 code, signed, self.service.keyring, data, request.query_params.get("name")
@@ -419,6 +423,7 @@ def build_app(
     )
     w = _wrap
     routes: list[BaseRoute] = [
+        Route("/api/openapi.json", w(api.openapi)),
         Route("/api/login", w(api.login), methods=["POST"]),
         Route("/api/posts", w(api.list_posts), methods=["GET"]),
         Route("/api/posts", w(api.draft), methods=["POST"]),
