@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from proxima.ground.db import Base, load_tables, make_engine, upgrade
+from proxima.ground.db import Base, make_engine, upgrade
+from proxima.migrations import load_tables
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,7 +13,8 @@ from ground_helpers import T0, Ground, jpeg, make_ground
 from local_postgres import local_postgres, server_binaries
 from proxima.errors import Conflict, Forbidden
 from proxima.ground.channels.base import Published
-from proxima.ground.db import Base, load_tables, make_engine
+from proxima.ground.db import Base, make_engine
+from proxima.migrations import load_tables
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -161,3 +161,63 @@ def test_questions_in_the_console(site: tuple[WebApp, TestClient, Crew, Clock]) 
     assert r.status_code == 200 and "approved" in r.text
     r = client.post("/console/questions/select", data={"csrf": token, "id": q["id"]})
     assert r.status_code == 400 and "no crew endpoint" in r.text
+
+
+def test_network_view(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    from proxima.bpv7 import EID
+    from proxima.ground.config import NetworkConfig, NetworkNode
+    from proxima.runtime.appif import AppInterface
+    from proxima.runtime.config import NodeConfig
+    from proxima.runtime.node import Node
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    node = Node(NodeConfig(node_id=EID.parse("ipn:3.0"), store_path=tmp_path / "store"))
+    appif = AppInterface(node, "127.0.0.1", 0)
+    asyncio.run_coroutine_threadsafe(node.start(), loop).result(30)
+    asyncio.run_coroutine_threadsafe(appif.start(), loop).result(30)
+    try:
+        plan = tmp_path / "plan.rc"
+        plan.write_text(
+            "a contact +0 +3600 1 2 100000\na contact +7200 +9000 2 3 1000000\na range +0 +9000 1 2 1\n"
+        )
+        crew = Crew()
+        (tmp_path / "keys").mkdir()
+        save_public_key(crew.key.public_key(), tmp_path / "keys" / "thomas.pub")
+        config = GroundConfig(
+            database=f"sqlite:///{tmp_path / 'g.db'}",
+            media_dir=tmp_path / "media",
+            keyring=tmp_path / "keys",
+            base_url="https://proxima.example",
+            channels=(ChannelConfig("atom", "atom", {}),),
+            network=NetworkConfig(
+                nodes=(
+                    NetworkNode("White Sands", f"127.0.0.1:{appif.address[1]}", 3),
+                    NetworkNode("ISS", "127.0.0.1:9", 1),
+                ),
+                plan=plan,
+                epoch=NOW - timedelta(minutes=30),
+            ),
+        )
+        web = WebApp(config, clock=lambda: NOW)
+        client = TestClient(web.runner.asgi(), base_url="https://testserver")
+        with web.runner.svc.sessions.begin() as s:
+            accounts.create_account(s, "anne", "Anne", "agency", ["editor"], PASSWORD, now=NOW)
+        _, signed, _ = crew.post(created=NOW - timedelta(minutes=20))
+        web.runner.svc.receive_post(signed, source=None, now=NOW)
+        _login(client, "anne")
+        page = client.get("/console/network").text
+        assert "ipn:3.0" in page and "unreachable" in page
+        assert "ISS → 2" in page and "2 → White Sands" in page
+        assert page.count('fill="#2a7"') == 1  # the ISS contact is on now, the other later
+        assert "written on board" in page and "+20 min" in page
+    finally:
+        asyncio.run_coroutine_threadsafe(appif.stop(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(node.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -87,3 +87,20 @@ def test_ask_the_crew(site: tuple[WebApp, TestClient, Crew, Clock]) -> None:  # 
     assert 429 in codes
     clock.now += timedelta(hours=1)
     assert client.post("/ask", data={"csrf": token, "text": "Encore une ?", "lang": "fr"}).status_code == 201
+
+
+def test_the_alert_form_is_served(site: tuple[WebApp, TestClient, Crew, Clock]) -> None:  # noqa: F811
+    _, client, _, _ = site
+    page = client.get("/alerts")
+    assert page.status_code == 200 and "<form" in page.text
+    r = client.post(
+        "/api/alerts",
+        json={
+            "channel": "webhook",
+            "target": "ftp://example.org/hook",
+            "lat": 48.85,
+            "lon": 2.35,
+            "time_zone": "Europe/Paris",
+        },
+    )
+    assert r.status_code == 400 and r.json()["field"] == "target"

@@ -23,6 +23,18 @@ Example (paths are relative to the file)::
     name = "atom"                      # as posts list it (default: the kind)
     title = "Proxima"                  # other keys are the channel's own options
 
+    [network]                          # optional: what the console's network view shows
+    plan = "plan.rc"                   # the mission's contact plan (proxima plan)
+    plan_format = "ion"                # ion, ud3tn or hdtn
+    epoch = "2026-03-11T00:00:00Z"     # what +0 means in the plan
+    nodes = [{ name = "ISS", node = "127.0.0.1:4243", ipn = 1 }]   # application interfaces to ask
+
+    [smtp]                             # optional: where pass alerts by e-mail go out
+    host = "localhost"
+    port = 25
+    sender = "alerts@proxima.example"
+    starttls = false
+
     [[slot]]
     channel = "atom"
     time = "09:30"
@@ -34,13 +46,23 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from proxima.bpv7.eid import EID
 from proxima.errors import ConfigError, InvalidEndpointID
 
-__all__ = ["CHANNEL_KINDS", "ChannelConfig", "DtnConfig", "GroundConfig", "SlotConfig", "load_ground_config"]
+__all__ = [
+    "CHANNEL_KINDS",
+    "ChannelConfig",
+    "DtnConfig",
+    "GroundConfig",
+    "NetworkConfig",
+    "NetworkNode",
+    "SlotConfig",
+    "load_ground_config",
+]
 
 CHANNEL_KINDS: Final = ("atom", "activitypub", "mastodon", "bluesky", "webhook")
 
@@ -77,6 +99,27 @@ class SlotConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkNode:
+    """A node the console's network view asks for its status."""
+
+    name: str
+    node: str
+    """HOST:PORT of its application interface."""
+    ipn: int | None = None
+    """Its ipn node number in the contact plan."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    """The nodes and the contact plan the network view shows."""
+
+    nodes: tuple[NetworkNode, ...] = ()
+    plan: Path | None = None
+    plan_format: str = "ion"
+    epoch: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GroundConfig:
     """A whole ground service configuration."""
 
@@ -92,6 +135,9 @@ class GroundConfig:
     poll_s: float = 1.0
     source: Path | None = None
     signing_key: Path | None = None
+    smtp: dict[str, Any] | None = None
+    """The [smtp] table as given (host, port, sender, starttls, username, password)."""
+    network: NetworkConfig | None = None
 
 
 def _fail(source: Path, key: str, message: str) -> ConfigError:
@@ -211,4 +257,54 @@ def load_ground_config(path: str | Path) -> GroundConfig:
         poll_s=float(poll),
         source=source,
         signing_key=None if "signing_key" not in doc else base / _str(doc, "signing_key", source, ""),
+        smtp=_smtp(doc.get("smtp"), source),
+        network=_network(doc.get("network"), source, base),
     )
+
+
+def _network(table: object, source: Path, base: Path) -> NetworkConfig | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise _fail(source, "network", "must be a table")
+    nodes: list[NetworkNode] = []
+    for i, item in enumerate(table.get("nodes", [])):
+        where = f"network.nodes[{i}]."
+        if not isinstance(item, dict):
+            raise _fail(source, f"network.nodes[{i}]", "must be a table")
+        ipn = item.get("ipn")
+        if ipn is not None and (type(ipn) is not int or ipn < 0):
+            raise _fail(source, f"{where}ipn", f"{ipn!r} is not an ipn node number")
+        nodes.append(NetworkNode(_str(item, "name", source, where), _str(item, "node", source, where), ipn))
+    plan = table.get("plan")
+    if plan is not None and (not isinstance(plan, str) or not plan):
+        raise _fail(source, "network.plan", "must be a file name")
+    fmt = table.get("plan_format", "ion")
+    if fmt not in ("ion", "ud3tn", "hdtn"):
+        raise _fail(source, "network.plan_format", f"{fmt!r} is not ion, ud3tn or hdtn")
+    epoch = table.get("epoch")
+    epoch_dt = None
+    if epoch is not None:
+        try:
+            epoch_dt = datetime.fromisoformat(str(epoch).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise _fail(source, "network.epoch", f"{epoch!r} is not an ISO 8601 time") from exc
+        if epoch_dt.tzinfo is None:
+            raise _fail(source, "network.epoch", "give a UTC offset (2026-03-11T00:00:00Z)")
+    return NetworkConfig(
+        nodes=tuple(nodes), plan=None if plan is None else base / plan, plan_format=fmt, epoch=epoch_dt
+    )
+
+
+def _smtp(table: object, source: Path) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise _fail(source, "smtp", "must be a table")
+    known = {"host": str, "port": int, "sender": str, "starttls": bool, "username": str, "password": str}
+    for key, value in table.items():
+        if key not in known:
+            raise _fail(source, f"smtp.{key}", f"unknown key (known: {', '.join(known)})")
+        if type(value) is not known[key]:
+            raise _fail(source, f"smtp.{key}", f"must be {known[key].__name__}")
+    return dict(table)

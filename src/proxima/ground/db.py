@@ -2,7 +2,7 @@
 
 SQLite is the default (a file beside the service's configuration, WAL, foreign keys on); any
 SQLAlchemy URL works the same way, PostgreSQL included. Every table of the ground segment is
-declared on :class:`Base`, so one Alembic history (``proxima/ground/migrations``) covers them all.
+declared on :class:`Base`, so one Alembic history (``proxima/migrations``) covers them all.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Base",
     "UTCDateTime",
-    "load_tables",
     "make_engine",
     "migration_config",
     "session_factory",
@@ -82,21 +81,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def load_tables() -> None:
-    """Import every module that declares ground tables, so :class:`Base` knows them all."""
-    import proxima.ground.accounts
-    import proxima.ground.channels.activitypub
-    import proxima.ground.channels.atom
-    import proxima.ground.models
-    import proxima.ground.questions  # noqa: F401
-
-
 def migration_config() -> Any:
     """An Alembic configuration for the migrations shipped in this package (no ini file needed)."""
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    cfg.set_main_option("script_location", str(Path(__file__).parent.parent / "migrations"))
     return cfg
 
 

@@ -8,9 +8,12 @@ static files shipped in this package.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +27,10 @@ from starlette.templating import Jinja2Templates
 from proxima.errors import ConfigError
 from proxima.ground.ratelimit import RateLimiter
 from proxima.ground.runner import GroundRunner
+from proxima.web.alerts import AlertService, SenderConfig, SmtpConfig, alert_routes
 from proxima.web.console import ConsoleContext, console_routes
 from proxima.web.pages import PagesContext, page_routes
+from proxima.web.public import PublicContext, default_gazetteer, public_routes, snapshot_elements
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -37,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["HERE", "WebApp", "session_secret", "templates"]
 
 HERE = Path(__file__).parent
+ALERT_PERIOD = timedelta(seconds=60)
+"""How often due pass alerts are looked for (an alert may go up to this much early, never late)."""
+log = logging.getLogger("proxima.web")
 
 
 def _utcnow() -> datetime:
@@ -78,7 +86,9 @@ class WebApp:
         clock: Callable[[], datetime] = _utcnow,
         channels: Mapping[str, Channel] | None = None,
         secure_cookies: bool = False,
+        allow_private_alert_targets: bool = False,
     ) -> None:
+        self.allow_private_alert_targets = allow_private_alert_targets
         self.config = config
         self.clock = clock
         self.templates = templates()
@@ -96,6 +106,8 @@ class WebApp:
         self.runner = GroundRunner(
             config, clock=clock, channels=channels, extra_routes=self._routes, middleware=middleware
         )
+        self.alerts: AlertService | None = None
+        self._alert_task: asyncio.Task[None] | None = None
 
     def _routes(self, service: GroundService) -> list[BaseRoute]:
         dtn = self.config.dtn
@@ -105,6 +117,7 @@ class WebApp:
             clock=self.clock,
             login_limiter=RateLimiter(rate_per_s=1 / 10, burst=10, max_clients=100_000),
             crew_endpoint=dtn.crew if dtn else None,
+            network=self.config.network,
         )
         pages = PagesContext(
             service=service,
@@ -112,9 +125,32 @@ class WebApp:
             clock=self.clock,
             limiter=RateLimiter(rate_per_s=1 / 30, burst=10, max_clients=100_000),
         )
+        smtp = None
+        if self.config.smtp is not None:
+            smtp = SmtpConfig(**self.config.smtp)
+        places = default_gazetteer()
+
+        async def geocode(text: str) -> tuple[float, float, str | None] | None:
+            found = places.search(text)
+            return None if not found else (found[0].lat, found[0].lon, found[0].timezone)
+
+        self.alerts = AlertService(
+            service.sessions,
+            secret=session_secret(self.config.media_dir.parent / "alerts.key").encode(),
+            base_url=self.config.base_url,
+            senders=SenderConfig(smtp=smtp),
+            clock=self.clock,
+            allow_private_targets=self.allow_private_alert_targets,
+            geocode=geocode,
+        )
+        public = PublicContext(
+            elements=snapshot_elements(), clock=self.clock, templates=self.templates, places=places
+        )
         return [
+            *public_routes(public),
             *console_routes(console),
             *page_routes(pages),
+            *alert_routes(self.alerts, self.templates),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
 
@@ -124,9 +160,22 @@ class WebApp:
         return self.runner.port
 
     async def start(self) -> None:
-        """Open the database, start the channels, the DTN endpoint and the server."""
+        """Open the database, start the channels, the DTN endpoint, the server and the alerts."""
         await self.runner.start()
+        self._alert_task = asyncio.create_task(self._alert_loop())
+
+    async def _alert_loop(self) -> None:
+        while self.alerts is not None:
+            try:
+                await self.alerts.run_once(self.clock(), window=ALERT_PERIOD)
+            except Exception:  # one bad run must not end the alerts
+                log.exception("pass alerts")
+            await asyncio.sleep(ALERT_PERIOD.total_seconds())
 
     async def stop(self) -> None:
         """Stop everything."""
+        if self._alert_task is not None:
+            self._alert_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alert_task
         await self.runner.stop()

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from proxima.errors import Forbidden, GroundError, InvalidInput, RateLimited
 from proxima.ground import accounts, questions
 from proxima.ground.calendar import parse_time
+from proxima.web.network import contact_bars, journeys, node_statuses
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.templating import Jinja2Templates
 
+    from proxima.ground.config import NetworkConfig
     from proxima.ground.ratelimit import RateLimiter
     from proxima.ground.service import GroundService
 
@@ -45,6 +47,7 @@ class ConsoleContext:
     clock: Callable[[], datetime]
     login_limiter: RateLimiter
     crew_endpoint: str | None = None
+    network: NetworkConfig | None = None
 
 
 class _Redirect(Exception):
@@ -260,6 +263,28 @@ def console_routes(ctx: ConsoleContext) -> list[BaseRoute]:
         problems = [r for r in rows if r["state"] in ("retrying", "failed")]
         return _page(ctx, request, "channels.html", user=user, channel_status=status, problems=problems)
 
+    async def network(request: Request) -> Response:
+        user = _staff(ctx, request)
+        now = ctx.clock()
+        nodes: list[dict[str, Any]] = []
+        links: list[str] = []
+        bars: list[Any] = []
+        if ctx.network is not None:
+            nodes = await node_statuses(ctx.network)
+            links, bars = contact_bars(ctx.network, now, before=timedelta(hours=3), after=timedelta(hours=12))
+        return _page(
+            ctx,
+            request,
+            "network.html",
+            user=user,
+            nodes=nodes,
+            links=links,
+            bars=bars,
+            now=now,
+            journeys=journeys(svc),
+            configured=ctx.network is not None,
+        )
+
     async def question_list(request: Request) -> Response:
         user = _staff(ctx, request)
         with svc.sessions() as s:
@@ -304,6 +329,7 @@ def console_routes(ctx: ConsoleContext) -> list[BaseRoute]:
         Route("/console/posts/{post_id}/{action}", w(ctx, step), methods=["POST"]),
         Route("/console/calendar", w(ctx, week)),
         Route("/console/channels", w(ctx, channels)),
+        Route("/console/network", w(ctx, network)),
         Route("/console/questions", w(ctx, question_list)),
         Route("/console/questions/select", w(ctx, select), methods=["POST"]),
         Route("/console/questions/{question_id}/moderate", w(ctx, moderate), methods=["POST"]),

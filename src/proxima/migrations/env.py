@@ -5,11 +5,19 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from proxima.ground.db import Base, load_tables
+from proxima.ground.db import Base
+from proxima.migrations import load_tables
 
 load_tables()
 config = context.config
 connection = config.attributes.get("connection")
+
+
+def _render_item(kind: str, obj: object, _ctx: object) -> str | bool:
+    """Render the ground's own column type by its imported name (the template imports it)."""
+    if kind == "type" and type(obj).__name__ == "UTCDateTime":
+        return "UTCDateTime()"
+    return False
 
 
 def _run(conn: object) -> None:

@@ -9,6 +9,8 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
+
+from proxima.ground.db import UTCDateTime  # noqa: F401
 ${imports if imports else ""}
 
 # revision identifiers, used by Alembic.

@@ -1,1 +1,0 @@
-"""Alembic migrations of the ground database (run by :func:`proxima.ground.db.upgrade`)."""
