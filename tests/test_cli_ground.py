@@ -191,3 +191,45 @@ def test_ground_run_refuses_a_bad_config(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["ground", "run", "--config", str(config)])
     assert r.exit_code == 1 and "'myspace' is not one of" in r.output
     assert os.path.exists(config)
+
+
+def test_a_mission_clock_from_the_configuration(tmp_path: Path) -> None:
+    from proxima.errors import ConfigError
+    from proxima.ground.config import mission_clock
+
+    config = tmp_path / "g.toml"
+    config.write_text('[clock]\nstart = "2026-03-12T00:00:00Z"\nspeed = 3600.0\n')
+    loaded = load_ground_config(config)
+    clock = mission_clock(loaded)
+    first = clock()
+    time.sleep(0.05)
+    later = clock()
+    assert datetime(2026, 3, 12, tzinfo=UTC) <= first < datetime(2026, 3, 12, 0, 1, tzinfo=UTC)
+    assert later - first >= timedelta(seconds=150)  # 50 ms at 3600 times real time
+    config.write_text('[clock]\nstart = "2026-03-12T00:00:00"\n')
+    with pytest.raises(ConfigError, match="clock.start"):
+        load_ground_config(config)
+    config.write_text("[clock]\nspeed = 0\n")
+    with pytest.raises(ConfigError, match="clock.speed"):
+        load_ground_config(config)
+
+
+def test_network_and_smtp_tables(tmp_path: Path) -> None:
+    from proxima.errors import ConfigError
+
+    config = tmp_path / "g.toml"
+    config.write_text(
+        '[network]\nplan = "plan.rc"\nepoch = "2026-03-11T00:00:00Z"\n'
+        'nodes = [{ name = "ISS", node = "127.0.0.1:4243", ipn = 1 }]\n'
+        '[smtp]\nhost = "127.0.0.1"\nport = 2525\nsender = "alerts@proxima.example"\n'
+    )
+    loaded = load_ground_config(config)
+    assert loaded.network is not None and loaded.network.nodes[0].ipn == 1
+    assert loaded.network.plan == tmp_path.resolve() / "plan.rc"
+    assert loaded.smtp == {"host": "127.0.0.1", "port": 2525, "sender": "alerts@proxima.example"}
+    config.write_text("[smtp]\nport = \"25\"\n")
+    with pytest.raises(ConfigError, match=r"smtp.port: must be int"):
+        load_ground_config(config)
+    config.write_text('[network]\nplan_format = "csv"\n')
+    with pytest.raises(ConfigError, match="plan_format"):
+        load_ground_config(config)

@@ -99,13 +99,13 @@ def ground() -> None:
 @guard
 def ground_run(config_path: str) -> None:
     """Run the ground service until Ctrl-C: HTTP API, DTN endpoint, scheduler and publishers."""
-    from proxima.ground.config import load_ground_config
+    from proxima.ground.config import load_ground_config, mission_clock
     from proxima.ground.runner import GroundRunner
 
     config = load_ground_config(config_path)
 
     async def run() -> None:
-        runner = GroundRunner(config)
+        runner = GroundRunner(config, clock=mission_clock(config))
         await runner.start()
         click.echo(
             f"ground service on http://{config.host}:{runner.port} (public base {config.base_url})", err=True
@@ -129,13 +129,13 @@ def ground_run(config_path: str) -> None:
 @guard
 def web(config_path: str, secure_cookies: bool) -> None:
     """Run the web application until Ctrl-C: public pages, the team's console, and the ground service."""
-    from proxima.ground.config import load_ground_config
+    from proxima.ground.config import load_ground_config, mission_clock
     from proxima.web.app import WebApp
 
     config = load_ground_config(config_path)
 
     async def run() -> None:
-        app = WebApp(config, secure_cookies=secure_cookies)
+        app = WebApp(config, secure_cookies=secure_cookies, clock=mission_clock(config))
         await app.start()
         click.echo(f"console: http://{config.host}:{app.port}/console  public: {config.base_url}/", err=True)
         try:

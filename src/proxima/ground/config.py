@@ -23,6 +23,10 @@ Example (paths are relative to the file)::
     name = "atom"                      # as posts list it (default: the kind)
     title = "Proxima"                  # other keys are the channel's own options
 
+    [clock]                            # optional: a mission clock (demonstrations, old elements)
+    start = "2026-03-12T00:00:00Z"     # what "now" is when the service starts
+    speed = 60.0                       # mission seconds per real second
+
     [network]                          # optional: what the console's network view shows
     plan = "plan.rc"                   # the mission's contact plan (proxima plan)
     plan_format = "ion"                # ion, ud3tn or hdtn
@@ -44,14 +48,18 @@ Example (paths are relative to the file)::
 
 from __future__ import annotations
 
+import time
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from proxima.bpv7.eid import EID
 from proxima.errors import ConfigError, InvalidEndpointID
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -62,6 +70,7 @@ __all__ = [
     "NetworkNode",
     "SlotConfig",
     "load_ground_config",
+    "mission_clock",
 ]
 
 CHANNEL_KINDS: Final = ("atom", "activitypub", "mastodon", "bluesky", "webhook")
@@ -138,6 +147,9 @@ class GroundConfig:
     smtp: dict[str, Any] | None = None
     """The [smtp] table as given (host, port, sender, starttls, username, password)."""
     network: NetworkConfig | None = None
+    clock_start: datetime | None = None
+    """The mission time when the service starts (None: real time)."""
+    clock_speed: float = 1.0
 
 
 def _fail(source: Path, key: str, message: str) -> ConfigError:
@@ -179,6 +191,9 @@ def load_ground_config(path: str | Path) -> GroundConfig:
         "channel",
         "slot",
         "poll_s",
+        "smtp",
+        "network",
+        "clock",
     }
     for key in doc:
         if key not in known:
@@ -259,7 +274,32 @@ def load_ground_config(path: str | Path) -> GroundConfig:
         signing_key=None if "signing_key" not in doc else base / _str(doc, "signing_key", source, ""),
         smtp=_smtp(doc.get("smtp"), source),
         network=_network(doc.get("network"), source, base),
+        **_clock(doc.get("clock"), source),
     )
+
+
+def _clock(table: object, source: Path) -> dict[str, Any]:
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise _fail(source, "clock", "must be a table")
+    for key in table:
+        if key not in ("start", "speed"):
+            raise _fail(source, f"clock.{key}", "unknown key (known: start, speed)")
+    out: dict[str, Any] = {}
+    if "start" in table:
+        try:
+            start = datetime.fromisoformat(str(table["start"]).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise _fail(source, "clock.start", f"{table['start']!r} is not an ISO 8601 time") from exc
+        if start.tzinfo is None:
+            raise _fail(source, "clock.start", "give a UTC offset (2026-03-12T00:00:00Z)")
+        out["clock_start"] = start
+    speed = table.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed <= 1e6:
+        raise _fail(source, "clock.speed", f"{speed!r} is not a speed-up factor in (0, 1e6]")
+    out["clock_speed"] = float(speed)
+    return out
 
 
 def _network(table: object, source: Path, base: Path) -> NetworkConfig | None:
@@ -308,3 +348,13 @@ def _smtp(table: object, source: Path) -> dict[str, Any] | None:
         if type(value) is not known[key]:
             raise _fail(source, f"smtp.{key}", f"must be {known[key].__name__}")
     return dict(table)
+
+
+def mission_clock(config: GroundConfig) -> Callable[[], datetime]:
+    """The service's clock: real time, or the configured mission time running ``clock_speed`` fast."""
+    if config.clock_start is None and config.clock_speed == 1.0:
+        return lambda: datetime.now(UTC)
+    start = config.clock_start or datetime.now(UTC)
+    real0 = time.monotonic()
+    speed = config.clock_speed
+    return lambda: start + timedelta(seconds=(time.monotonic() - real0) * speed)
