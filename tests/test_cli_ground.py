@@ -207,10 +207,10 @@ def test_a_mission_clock_from_the_configuration(tmp_path: Path) -> None:
     assert datetime(2026, 3, 12, tzinfo=UTC) <= first < datetime(2026, 3, 12, 0, 1, tzinfo=UTC)
     assert later - first >= timedelta(seconds=150)  # 50 ms at 3600 times real time
     config.write_text('[clock]\nstart = "2026-03-12T00:00:00"\n')
-    with pytest.raises(ConfigError, match="clock.start"):
+    with pytest.raises(ConfigError, match=r"clock\.start"):
         load_ground_config(config)
     config.write_text("[clock]\nspeed = 0\n")
-    with pytest.raises(ConfigError, match="clock.speed"):
+    with pytest.raises(ConfigError, match=r"clock\.speed"):
         load_ground_config(config)
 
 
