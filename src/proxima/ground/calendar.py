@@ -30,8 +30,10 @@ MIN_GAP: Final = timedelta(minutes=10)
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name`` (``Europe/Paris``), or :class:`InvalidInput` naming it."""
     try:
+        if not isinstance(name, str) or len(name) > 64:
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise InvalidInput(
             f"unknown time zone {name!r} (an IANA name such as Europe/Paris)", field="tz"
         ) from exc

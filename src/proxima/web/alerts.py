@@ -288,7 +288,9 @@ def passes_for(
     """
     groups: dict[float, list[int]] = {}
     for i, sub in enumerate(subscriptions):
-        groups.setdefault(min(APPEAR_ELEVATION_DEG, sub.min_elevation_deg), []).append(i)
+        # Whole degrees: a few searches however many subscribers (the alert still checks each one's
+        # own minimum against the pass's peak).
+        groups.setdefault(float(math.floor(min(APPEAR_ELEVATION_DEG, sub.min_elevation_deg))), []).append(i)
     out: dict[str, list[Pass]] = {sub.id: [] for sub in subscriptions}
     for threshold, members in groups.items():
         table = find_passes(
@@ -465,9 +467,19 @@ def parse_coordinates(place: str) -> tuple[float, float] | None:
     return float(match.group(1)), float(match.group(2))
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def _ip_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and (ip in _NAT64 or ip in _IPV4_COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _ip_is_public(embedded)
+        if ip.is_site_local:
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -1018,7 +1030,7 @@ class AlertService:
         t0 = now.timestamp()
         t1 = t0 + (MAX_LEAD_MINUTES + 30) * 60.0 + window.total_seconds()
         try:
-            passes = passes_for(self._elements(t0), watches, t0, t1)
+            passes = await asyncio.to_thread(passes_for, self._elements(t0), watches, t0, t1)
         except OrbitInputError as exc:
             log.warning("pass alerts: no passes computed at %s: %s", now.isoformat(), exc)
             report.error = str(exc)
@@ -1177,10 +1189,16 @@ async def _form(request: Request) -> dict[str, str]:
         text = raw.decode()
     except UnicodeDecodeError:
         raise InvalidInput("the form is not UTF-8", field="body") from None
-    return dict(urllib.parse.parse_qsl(text, keep_blank_values=True, max_num_fields=32))
+    try:
+        return dict(urllib.parse.parse_qsl(text, keep_blank_values=True, max_num_fields=32))
+    except ValueError:
+        raise InvalidInput("the form has too many fields", field="body", status=413) from None
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    # A JSON content type forces browsers into a CORS preflight: no cross-site subscriptions.
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise InvalidInput("send the request as application/json", field="body", status=415)
     raw = await _capped(request)
     try:
         value = json.loads(raw) if raw else {}
@@ -1229,7 +1247,7 @@ def alert_routes(
         try:
             data = await _form(request)
         except InvalidInput as exc:
-            return page(request, "alerts/subscribe.html", 400, values=defaults(), error=exc)
+            return page(request, "alerts/subscribe.html", exc.status, values=defaults(), error=exc)
         values = defaults() | {k: data.get(k, "") for k in _FORM_FIELDS}
         if not _csrf_ok(request, data.get("csrf_token")):
             stale = InvalidInput(

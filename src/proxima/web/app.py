@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import jinja2
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -33,7 +34,9 @@ from proxima.web.pages import PagesContext, page_routes
 from proxima.web.public import PublicContext, default_gazetteer, public_routes, snapshot_elements
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
+
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from proxima.ground.channels.base import Channel
     from proxima.ground.config import GroundConfig
@@ -76,6 +79,42 @@ def session_secret(path: Path) -> str:
         raise ConfigError(f"{path}: cannot read or make the session key: {exc.strerror or exc}") from exc
 
 
+class BodyLimit:
+    """Refuse request bodies before they are read: 411 without a length, 413 above the path's cap.
+
+    Browsers always send ``Content-Length`` with a form; uvicorn (h11) then delivers exactly that
+    many bytes, so checking the header caps what any handler may read.
+    """
+
+    def __init__(self, app: ASGIApp, *, default: int, limits: Sequence[tuple[str, int]] = ()) -> None:
+        self.app = app
+        self.default = default
+        self.limits = list(limits)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length of a request with a body, then pass it on."""
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        limit = next((n for prefix, n in self.limits if path.startswith(prefix)), self.default)
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        status, message = 0, ""
+        if declared is None:
+            if headers.get(b"transfer-encoding"):
+                status, message = 411, "send the body with a Content-Length"
+        elif not declared.isdigit() or len(declared) > 15:
+            status, message = 400, "unreadable Content-Length"
+        elif int(declared) > limit:
+            status, message = 413, f"request body of {int(declared)} bytes, at most {limit}"
+        if status:
+            response = JSONResponse({"error": message, "field": "body"}, status_code=status)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class WebApp:
     """The ground service with its web pages: ``await start()``, then ``await stop()``."""
 
@@ -103,6 +142,14 @@ class WebApp:
                 max_age=12 * 3600,
             )
         ]
+        middleware.insert(
+            0,
+            Middleware(
+                BodyLimit,
+                default=2 * 1024 * 1024,
+                limits=[("/verify/", 34 * 1024 * 1024), ("/api/verify/", 65 * 1024 * 1024)],
+            ),
+        )
         self.runner = GroundRunner(
             config, clock=clock, channels=channels, extra_routes=self._routes, middleware=middleware
         )

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time as systime
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from proxima.errors import Forbidden, GroundError, InvalidInput, RateLimited
@@ -25,6 +27,7 @@ from proxima.web.network import contact_bars, journeys, node_statuses
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     from starlette.requests import Request
     from starlette.templating import Jinja2Templates
@@ -66,7 +69,7 @@ def _csrf(request: Request) -> str:
 
 async def _form(request: Request) -> dict[str, str]:
     """The posted form, once its CSRF token checked (form field or header)."""
-    form = await request.form()
+    form = await request.form(max_files=0, max_fields=64)
     given = form.get("csrf") or request.headers.get(CSRF_HEADER) or ""
     expected = request.session.get("csrf")
     if (
@@ -83,7 +86,8 @@ async def _form(request: Request) -> dict[str, str]:
 def _staff(ctx: ConsoleContext, request: Request) -> accounts.Account:
     uid = request.session.get("uid")
     if not isinstance(uid, int):
-        raise _Redirect(f"/console/login?next={request.url.path}")
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise _Redirect(f"/console/login?{urlencode({'next': target})}")
     with ctx.service.sessions() as s:
         account = s.get(accounts.Account, uid)
         if account is None or account.disabled:
@@ -116,6 +120,19 @@ def _wrap(
     return run
 
 
+RASTER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def media_response(path: Path, content_type: str, name: str) -> Response:
+    """A stored media file for staff eyes: raster images inline, anything else (SVG, video, audio)
+    as a download; never sniffed, and sandboxed so a crafted file cannot run script here."""
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+    if content_type not in RASTER_TYPES:
+        safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-") or "media"
+        headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    return FileResponse(path, media_type=content_type, headers=headers)
+
+
 def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
@@ -132,7 +149,7 @@ def console_routes(ctx: ConsoleContext) -> list[BaseRoute]:
     async def login(request: Request) -> Response:
         form = await _form(request)
         host = request.client.host if request.client else "unknown"
-        ctx.login_limiter.check(f"console:{host}", ctx.clock().timestamp())
+        ctx.login_limiter.check(f"console:{host}", systime.time())  # real time, whatever the mission clock
         target = form.get("next", "/console")
         if not target.startswith("/console"):
             target = "/console"
@@ -182,7 +199,7 @@ def console_routes(ctx: ConsoleContext) -> list[BaseRoute]:
         info = svc.show(request.path_params["post_id"])
         for m in info["media"]:
             if m["name"] == request.path_params["name"] and m["state"] == "complete":
-                return Response(svc.media_path(m["sha256"]).read_bytes(), media_type=m["content_type"])
+                return media_response(svc.media_path(m["sha256"]), m["content_type"], m["name"])
         return _page(ctx, request, "error.html", 404, message="no such media file")
 
     async def step(request: Request) -> Response:
@@ -221,6 +238,8 @@ def console_routes(ctx: ConsoleContext) -> list[BaseRoute]:
             start_day = date.fromisoformat(request.query_params.get("start", _monday(today).isoformat()))
         except ValueError as exc:
             raise InvalidInput("start must be a date YYYY-MM-DD", field="start") from exc
+        if not 1970 <= start_day.year <= 9000:
+            raise InvalidInput("start must be a date between 1970 and 9000", field="start")
         start_day = _monday(start_day)
         start = datetime.combine(start_day, time(0), tzinfo=UTC)
         items = svc.calendar_view(
@@ -308,8 +327,8 @@ def console_routes(ctx: ConsoleContext) -> list[BaseRoute]:
 
     async def select(request: Request) -> Response:
         user = _staff(ctx, request)
-        form = await request.form()
         await _form(request)
+        form = await request.form()
         ids = [v for v in form.getlist("id") if isinstance(v, str)]
         if not ids:
             raise InvalidInput("tick at least one question", field="id")

@@ -9,6 +9,7 @@ and are rate limited per client; every text is escaped by the templates.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,9 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
                 return page(request, "message.html", 429, title="Too many requests", message=str(exc))
             except GroundError as exc:
                 return page(request, "message.html", exc.status, title="Refused", message=str(exc))
+            except VerificationError as exc:  # e.g. the signer's key was withdrawn from the keyring
+                message = f"this post's signature cannot be checked any more: {exc}"
+                return page(request, "message.html", 409, title="Cannot verify", message=message)
 
         return run
 
@@ -103,12 +107,12 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         return page(request, "verify.html", post=post, result=None, code=code)
 
     async def verify_upload(request: Request) -> Response:
-        ctx.limiter.check("verify:" + _client(request), ctx.clock().timestamp())
+        ctx.limiter.check("verify:" + _client(request), time.time())
         code = normalize_code(request.path_params["code"])
         declared = request.headers.get("content-length", "0")
         if not declared.isascii() or not declared.isdigit() or int(declared) > MAX_PHOTO_BYTES + 65536:
             raise InvalidInput(f"the photo is larger than {MAX_PHOTO_BYTES} bytes", field="photo", status=413)
-        form = await request.form(max_part_size=MAX_PHOTO_BYTES)
+        form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_PHOTO_BYTES)
         try:
             await _form(request)  # the CSRF check, on the form parsed just above
             upload = form.get("photo")

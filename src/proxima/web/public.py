@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import threading
+import time
 import zoneinfo
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from proxima.errors import GroundError, InvalidInput, NotFound, OrbitInputError
+from proxima.ground.ratelimit import RateLimiter
 from proxima.orbit.passes import SPOT_THE_STATION, Pass, compass, find_passes, local_time_parts, sightings
 from proxima.orbit.position import SatelliteState, satellite_state
 from proxima.orbit.timescale import SECONDS_PER_DAY, unix_to_iso
@@ -401,8 +403,10 @@ def _zone_name(raw: str | None) -> str | None:
         return None
     name = raw.strip()
     try:
+        if len(name) > 64:
+            raise ValueError(name)
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         message = f"{name!r} is not a time zone (give a name like Europe/Paris)"
         raise InvalidInput(message, field="tz") from None
     return name
@@ -465,12 +469,17 @@ def _days(ctx: PublicContext, params: Any) -> float:
 # routes
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def public_routes(ctx: PublicContext) -> list[BaseRoute]:
     """The public pages and their JSON: ``/``, ``/api/station``, ``/passes``, ``/api/passes``."""
     tracks = _LRU(8)
     nights = _LRU(8)
     stations = _LRU(8)
     passes_cache = _LRU(_PASS_CACHE_SIZE)
+    search_limiter = RateLimiter(rate_per_s=0.5, burst=10, max_clients=100_000)
     passes_json = _LRU(_PASS_CACHE_SIZE)
 
     def station_now() -> _Station:
@@ -531,15 +540,21 @@ def public_routes(ctx: PublicContext) -> list[BaseRoute]:
         body = station.light if request.query_params.get("track") == "0" else station.full
         return Response(body, media_type="application/json", headers=_NO_STORE)
 
-    async def upcoming(where: _Where, days: float) -> tuple[Elements, float, list[PassView]]:
-        """Visible passes from the clock's minute on (searched once an hour per place)."""
+    async def upcoming(where: _Where, days: float, client: str) -> tuple[Elements, float, list[PassView]]:
+        """Visible passes from the clock's minute on (searched once an hour per place).
+
+        A search (a cache miss) costs a fraction of a CPU second: each client gets a few, then
+        one every few seconds (:class:`RateLimited`); whole days keep the cache keys few.
+        """
         e = ctx.elements()
         t = math.floor(ctx.now_unix() / 60.0) * 60.0
         bucket = math.floor(t / _PASS_BUCKET_S) * _PASS_BUCKET_S
-        key = (_ekey(e), round(where.lat, 4), round(where.lon, 4), where.timezone, bucket, days)
+        whole_days = math.ceil(days)
+        key = (_ekey(e), round(where.lat, 4), round(where.lon, 4), where.timezone, bucket, whole_days)
         views: list[PassView] | None = passes_cache.get(key)
         if views is None:
-            t1 = bucket + days * SECONDS_PER_DAY + _PASS_BUCKET_S
+            search_limiter.check(client, time.monotonic())
+            t1 = bucket + whole_days * SECONDS_PER_DAY + _PASS_BUCKET_S
             views = await run_in_threadpool(
                 _compute_passes, e, where.lat, where.lon, bucket, t1, where.timezone
             )
@@ -561,7 +576,7 @@ def public_routes(ctx: PublicContext) -> list[BaseRoute]:
                 return ctx.templates.TemplateResponse(
                     request, "public/passes.html", base(request, active="passes", form=form, where=None)
                 )
-            e, t, views = await upcoming(where, days)
+            e, t, views = await upcoming(where, days, _client(request))
         except _Ambiguous as amb:
             return ctx.templates.TemplateResponse(
                 request, "public/passes.html",
@@ -594,7 +609,7 @@ def public_routes(ctx: PublicContext) -> list[BaseRoute]:
             key = (_ekey(ctx.elements()), where, days, minute)
             body: bytes | None = passes_json.get(key)
             if body is None:
-                e, t, views = await upcoming(where, days)
+                e, t, views = await upcoming(where, days, _client(request))
                 age = (t - e.epoch_unix) / SECONDS_PER_DAY
                 body = _json_bytes({
                     "satellite": e.name,
