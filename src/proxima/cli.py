@@ -93,6 +93,7 @@ class _LazyGroup(click.Group):
         "questions": "proxima.cli_ground:questions",
         "crew": "proxima.cli_ground:crew",
         "web": "proxima.cli_ground:web",
+        "demo": "proxima.cli_demo:demo",
     }
 
     def _available(self) -> dict[str, str]:
