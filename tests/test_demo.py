@@ -51,6 +51,10 @@ def test_a_mission_day_end_to_end(tmp_path: Path) -> None:
         35 <= lat["min"] <= lat["median"] <= lat["max"] < 180
     )  # review after 20 min, publication 15 min later
     assert report["store_peaks_bundles"]["ISS"] >= 1
+    # The network's part agrees with the simulator's for the same posts over the same plan.
+    net = report["network"]
+    assert net["simulator_delivered"] == net["delivered"] == 8
+    assert abs(net["median_writing_to_ground_min"] - net["simulator_median_min"]) < 5
     assert report["ok"] is True
 
 

@@ -134,4 +134,10 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
         "store peaks (bundles): " + ", ".join(f"{k} {v}" for k, v in report["store_peaks_bundles"].items())
     )
     click.echo(f"questions answered by the crew: {report['questions_answered']}")
+    net = report["network"]
+    click.echo(
+        f"network: {net['delivered']} delivered, median writing → ground "
+        f"{net['median_writing_to_ground_min']} min; the simulator on the same plan: "
+        f"{net['simulator_delivered']}, median {net['simulator_median_min']} min"
+    )
     click.echo("OK: every deliverable post published exactly once" if report["ok"] else "FAILED")

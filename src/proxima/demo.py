@@ -87,6 +87,11 @@ class DemoReport:
     store_peaks: dict[str, int] = field(default_factory=dict)
     questions_answered: int = 0
     real_seconds: float = 0.0
+    ground_latency_min: list[float] = field(default_factory=list)
+    """Writing on board to reception on the ground, per post delivered."""
+    sim_delivered: int = 0
+    sim_latency_min: list[float] = field(default_factory=list)
+    """The simulator's figures for the same posts over the same plan."""
 
     @property
     def ok(self) -> bool:
@@ -115,9 +120,19 @@ class DemoReport:
             "contacts": {"planned": self.contacts, "with_links_up": self.contacts_used},
             "store_peaks_bundles": self.store_peaks,
             "questions_answered": self.questions_answered,
+            "network": {
+                "delivered": self.delivered,
+                "median_writing_to_ground_min": _median(self.ground_latency_min),
+                "simulator_delivered": self.sim_delivered,
+                "simulator_median_min": _median(self.sim_latency_min),
+            },
             "real_seconds": round(self.real_seconds, 1),
             "ok": self.ok,
         }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
 
 
 def _free_port() -> int:
@@ -595,6 +610,34 @@ class Demo:
                 report.latency_min.append(round((first - created).total_seconds() / 60, 1))
         t0 = int((self.state.start - epoch) / timedelta(milliseconds=1))
         t1 = int((end - epoch) / timedelta(milliseconds=1))
+        for w in written:
+            p = crew_posts.get(w["id"])
+            if p is not None:
+                received = datetime.fromisoformat(p["received_at"])
+                created = epoch + timedelta(milliseconds=w["created_ms"])
+                report.ground_latency_min.append(round((received - created).total_seconds() / 60, 2))
+        # The simulator, on the same plan with the same posts (their envelopes), for comparison.
+        from proxima.sim import Message, Simulator
+
+        messages = [
+            Message(
+                at_ms=w["created_ms"],
+                source=numbers["ISS"],
+                destination=numbers["Cologne"],
+                size=1500,
+                klass="post",
+            )
+            for w in written
+            if t0 <= w["created_ms"] < t1
+        ]
+        if messages:
+            sim = Simulator(plan, messages, start_ms=t0, end_ms=t1).run()
+            report.sim_delivered = sim.delivered
+            report.sim_latency_min = [
+                round((j.delivered_ms - j.posted_ms) / 60_000, 2)
+                for j in sim.journeys
+                if j.status == "delivered" and j.delivered_ms is not None
+            ]
         window = [c for c in plan.contacts if c.start_ms < t1 and c.end_ms > t0]
         report.contacts = len(window)
         report.contacts_used = len(self.used_contacts)
