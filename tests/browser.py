@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from playwright.async_api import Browser, Page, async_playwright
 
 from ground_helpers import PASSWORD, Crew
+from proxima.demo import free_port
 from proxima.ground import accounts
 from proxima.ground.config import ChannelConfig, GroundConfig
 from proxima.runtime.keys import save_public_key
@@ -76,10 +76,6 @@ class Clock:
         return datetime.now(UTC) + self.offset
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def web_app(tmp_path: Path, clock: Clock) -> tuple[WebApp, Crew, str]:

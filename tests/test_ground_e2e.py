@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from local_bovine import start_bovine
 from local_mastodon import local_mastodon
 from local_pds import local_pds
 from proxima.bpv7 import EID
+from proxima.demo import free_port
 from proxima.ground import accounts
 from proxima.ground.channels.webhook import verify_webhook
 from proxima.ground.config import ChannelConfig, DtnConfig, GroundConfig
@@ -47,10 +47,6 @@ CREW_EP, POSTS_EP, MEDIA_EP = "ipn:1.20", "ipn:3.10", "ipn:3.11"
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Clock:

@@ -57,11 +57,9 @@ def demo(
     if headless and hours is None:
         hours = 24.0
     if http_port == 0:
-        import socket
+        from proxima.demo import free_port
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            http_port = int(sock.getsockname()[1])
+        http_port = free_port()
     options = DemoOptions(
         workdir=Path(workdir),
         speed=speed if speed is not None else (720.0 if headless else 120.0),

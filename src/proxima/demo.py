@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from proxima.ground.service import GroundService
 
-__all__ = ["DEMO_START", "DemoOptions", "DemoReport", "run_demo"]
+__all__ = ["DEMO_START", "DemoOptions", "DemoReport", "free_port", "run_demo"]
 
 DEMO_START: Final = datetime(2026, 3, 12, 6, 0, tzinfo=UTC)
 """Mission time when a fresh demo starts: the morning after the shipped elements' epoch."""
@@ -135,10 +136,27 @@ def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port() -> int:
+    """A free TCP port on loopback below the ephemeral range, so that no outgoing connection of
+    the demo's own nodes can take it between this choice and the server binding it."""
+    low = max(1025, min(20000, _ephemeral_low() - 4000))
+    high = max(low + 100, _ephemeral_low())
+    for _ in range(200):
+        port = secrets.randbelow(high - low) + low
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ConfigError("no free TCP port on loopback below the ephemeral range")
 
 
 def _playlist() -> dict[str, Any]:
@@ -258,8 +276,8 @@ class Demo:
         )
         from proxima.runtime.node import Node
 
-        ports = {name: _free_port() for name in numbers}
-        self.app_ports = {name: _free_port() for name in numbers}
+        ports = {name: free_port() for name in numbers}
+        self.app_ports = {name: free_port() for name in numbers}
         for name, number in numbers.items():
             endpoints: tuple[EID, ...] = ()
             if name == "ISS":
@@ -289,7 +307,7 @@ class Demo:
     def _ground_config(self, numbers: dict[str, int]) -> Any:
         from proxima.ground.config import ChannelConfig, DtnConfig, GroundConfig, NetworkConfig, NetworkNode
 
-        port = self.o.http_port or _free_port()
+        port = self.o.http_port or free_port()
         return GroundConfig(
             database=f"sqlite:///{self.work / 'ground.db'}",
             media_dir=self.work / "media",
