@@ -220,6 +220,7 @@ class Demo:
         self.peaks: dict[str, int] = {}
         self.used_contacts: set[int] = set()
         self.plan: Any = None
+        self.end: datetime | None = None
 
     # ------------------------------------------------------------------ time
 
@@ -229,6 +230,11 @@ class Demo:
         if iss is not None:
             return datetime(2000, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(iss.clock()))
         return self.mission_t0
+
+    def acting(self) -> bool:
+        """Whether the actors may still act: the run goes on and its window has not ended (the
+        clock may overshoot the end a little before the run stops; nothing new starts then)."""
+        return not self.stop.is_set() and (self.end is None or self.now() < self.end)
 
     async def sleep_mission(self, minutes: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -366,6 +372,9 @@ class Demo:
         done: list[str] = self.state.data["done"]
         try:
             while not self.stop.is_set():
+                if not self.acting():
+                    await self.sleep_mission(5)
+                    continue
                 elapsed_h = (self.now() - self.state.start).total_seconds() / 3600
                 for i, item in enumerate(playlist.get("post", [])):
                     if item["id"] in done or item["at_h"] > elapsed_h:
@@ -398,7 +407,7 @@ class Demo:
                     await sync(node=iss, endpoint=CREW_EP, log=log, timeout=0.05)
                 for q in log.questions():
                     script = answers.get(q["text"])
-                    if script is None or f"answer:{q['id']}" in done:
+                    if script is None or f"answer:{q['id']}" in done or not self.acting():
                         continue
                     draft = Draft(
                         text={"fr": script["answer_fr"], "en": script["answer_en"]}, reply_to=q["id"]
@@ -435,6 +444,9 @@ class Demo:
             approver = accounts.get_account(s, "approver")
         while not self.stop.is_set():
             now = self.now()
+            if not self.acting():
+                await self.sleep_mission(2)
+                continue
             elapsed_h = (now - self.state.start).total_seconds() / 3600
             for i, q in enumerate(playlist.get("question", [])):
                 key = f"question:{i}"
@@ -546,6 +558,7 @@ class Demo:
             asyncio.create_task(self._sample()),
         ]
         end = None if self.o.hours is None else self.state.start + timedelta(hours=self.o.hours)
+        self.end = end
         real_start = time.monotonic()
         try:
             while not self.stop.is_set():
