@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -93,6 +94,7 @@ class DemoReport:
     sim_delivered: int = 0
     sim_latency_min: list[float] = field(default_factory=list)
     """The simulator's figures for the same posts over the same plan."""
+    channels: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -118,6 +120,7 @@ class DemoReport:
                 "median": statistics.median(lat) if lat else None,
                 "max": lat[-1] if lat else None,
             },
+            "channels": self.channels,
             "contacts": {"planned": self.contacts, "with_links_up": self.contacts_used},
             "store_peaks_bundles": self.store_peaks,
             "questions_answered": self.questions_answered,
@@ -221,6 +224,7 @@ class Demo:
         self.used_contacts: set[int] = set()
         self.plan: Any = None
         self.end: datetime | None = None
+        self.mastodon: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ time
 
@@ -310,6 +314,36 @@ class Demo:
             await app.start()
             self.nodes[name], self.apps[name] = node, app
 
+    def _mastodon(self, stack: contextlib.ExitStack) -> Any:
+        """A local Mastodon (the ``mastodon-mock`` package, when installed), or None."""
+        import importlib.util
+
+        if importlib.util.find_spec("mastodon_mock") is None:
+            return None
+        from mastodon_mock.config import (
+            DatabaseConfig,
+            MastodonMockConfig,
+            SeedAccount,
+            SeedConfig,
+            StreamingConfig,
+        )
+        from mastodon_mock.testing.server import MockServer
+
+        token = secrets.token_urlsafe(24)
+        media = self.work / "mastodon-media"
+        media.mkdir(exist_ok=True)
+        config = MastodonMockConfig(
+            database=DatabaseConfig(path=":memory:"),  # a fresh local server each run
+            media_storage_path=str(media),
+            streaming=StreamingConfig(enabled=False),
+            seed=SeedConfig(
+                accounts=[SeedAccount(username="proxima", display_name="Proxima crew", access_token=token)]
+            ),
+        )
+        server = stack.enter_context(MockServer(config=config, host="127.0.0.1", startup_timeout=60))
+        self.mastodon = (str(server.base_url), token)
+        return self.mastodon
+
     def _ground_config(self, numbers: dict[str, int]) -> Any:
         from proxima.ground.config import ChannelConfig, DtnConfig, GroundConfig, NetworkConfig, NetworkNode
 
@@ -325,6 +359,17 @@ class Demo:
                 node=f"127.0.0.1:{self.app_ports['Cologne']}", posts=POSTS_EP, media=MEDIA_EP, crew=CREW_EP
             ),
             channels=(
+                *(
+                    ()
+                    if self.mastodon is None
+                    else (
+                        ChannelConfig(
+                            "mastodon",
+                            "mastodon",
+                            {"api_base_url": self.mastodon[0], "access_token": self.mastodon[1]},
+                        ),
+                    )
+                ),
                 ChannelConfig("atom", "atom", {"title": "Proxima — from the ISS"}),
                 ChannelConfig(
                     "activitypub",
@@ -538,9 +583,18 @@ class Demo:
     # ------------------------------------------------------------------ run
 
     async def run(self) -> DemoReport:
-        from proxima.web.app import WebApp
 
         self.svc: GroundService | None = None
+        stack = contextlib.ExitStack()
+        self._mastodon(stack)
+        try:
+            return await self._run()
+        finally:
+            stack.close()
+
+    async def _run(self) -> DemoReport:
+        from proxima.web.app import WebApp
+
         self._keys()
         _, plan, numbers = self._plan()
         self.plan = plan
@@ -586,6 +640,24 @@ class Demo:
                 await node.stop()
         return report
 
+    def _toots(self) -> dict[str, int] | None:
+        """Statuses on the local Mastodon per verification code (each language is one status)."""
+        if self.mastodon is None:
+            return None
+        import httpx
+
+        base, token = self.mastodon
+        headers = {"Authorization": f"Bearer {token}"}
+        me = httpx.get(f"{base}/api/v1/accounts/verify_credentials", headers=headers, timeout=30).json()
+        statuses = httpx.get(
+            f"{base}/api/v1/accounts/{me['id']}/statuses", params={"limit": 40}, headers=headers, timeout=30
+        ).json()
+        counts: dict[str, int] = {}
+        for status in statuses:
+            for code in set(re.findall(r"/verify/([A-Z2-7]{4}(?:-[A-Z2-7]{4}){3})", status["content"])):
+                counts[code] = counts.get(code, 0) + 1
+        return counts
+
     def _report(self, plan: Any, numbers: dict[str, int], end: datetime) -> DemoReport:
         from proxima.ground import questions
         from proxima.ground.channels.activitypub import ApActivity
@@ -620,6 +692,8 @@ class Demo:
                 if a.key is not None:
                     creates[a.key] = creates.get(a.key, 0) + 1
             report.questions_answered = len(questions.list_questions(s, state="answered", limit=1000))
+        toots = self._toots() if self.mission_t0 == self.state.start else None
+        report.channels = sorted(svc.channels)
         for w in written:
             created = epoch + timedelta(milliseconds=w["created_ms"])
             routes = router.routes_for(numbers["Cologne"], w["created_ms"], size=1000)
@@ -631,7 +705,8 @@ class Demo:
                     report.missing.append(w["id"])
             if p is not None and p["state"] == "published":
                 langs = len(p["text"])
-                if atom.get(w["id"], 0) != langs or creates.get(w["id"], 0) != 1:
+                on_mastodon = toots.get(p["code"], langs) if toots is not None else langs
+                if atom.get(w["id"], 0) != langs or creates.get(w["id"], 0) != 1 or on_mastodon != langs:
                     report.duplicates.append(w["id"])
                 first = min(
                     datetime.fromisoformat(a["at"])
