@@ -44,8 +44,9 @@ def test_a_mission_day_end_to_end(tmp_path: Path) -> None:
     assert posts["delivered"] == posts["reviewed"] == posts["published"] == 8
     assert posts["deliverable_in_window"] == 8 and posts["missing"] == [] and posts["published_twice"] == []
     assert report["questions_answered"] == 2
-    # mastodon-mock is installed with the test tools: the demo publishes there too, once per language.
-    assert report["channels"] == ["activitypub", "atom", "mastodon"]
+    # mastodon-mock and arroba come with the test tools: the demo publishes on a local Mastodon and
+    # a local PDS too, once per language (the report checks each by the post's verification code).
+    assert report["channels"] == ["activitypub", "atom", "bluesky", "mastodon"]
     assert report["contacts"]["with_links_up"] > 0
     assert report["contacts"]["with_links_up"] <= report["contacts"]["planned"]
     lat = report["latency_writing_to_publication_min"]

@@ -225,6 +225,8 @@ class Demo:
         self.plan: Any = None
         self.end: datetime | None = None
         self.mastodon: tuple[str, str] | None = None
+        self.bluesky: tuple[str, str, str] | None = None
+        self.pds: Any = None
 
     # ------------------------------------------------------------------ time
 
@@ -344,6 +346,19 @@ class Demo:
         self.mastodon = (str(server.base_url), token)
         return self.mastodon
 
+    def _bluesky(self, stack: contextlib.ExitStack) -> None:
+        """A local AT Protocol PDS (built on ``arroba``, when installed)."""
+        import importlib.util
+
+        if importlib.util.find_spec("arroba") is None or importlib.util.find_spec("flask") is None:
+            return
+        from proxima.devservers.pds import local_pds
+
+        password = secrets.token_urlsafe(16)
+        pds = stack.enter_context(local_pds("crew.proxima.test", password))
+        self.bluesky = (pds.url, pds.handle, password)
+        self.pds = pds
+
     def _ground_config(self, numbers: dict[str, int]) -> Any:
         from proxima.ground.config import ChannelConfig, DtnConfig, GroundConfig, NetworkConfig, NetworkNode
 
@@ -367,6 +382,22 @@ class Demo:
                             "mastodon",
                             "mastodon",
                             {"api_base_url": self.mastodon[0], "access_token": self.mastodon[1]},
+                        ),
+                    )
+                ),
+                *(
+                    ()
+                    if self.bluesky is None
+                    else (
+                        ChannelConfig(
+                            "bluesky",
+                            "bluesky",
+                            {
+                                "pds_url": self.bluesky[0],
+                                "identifier": self.bluesky[1],
+                                "password": self.bluesky[2],
+                                "app_url": self.bluesky[0],
+                            },
                         ),
                     )
                 ),
@@ -540,6 +571,12 @@ class Demo:
             received = datetime.fromisoformat(p["received_at"])
             if now - received < REVIEW_AFTER:
                 continue
+            # A channel that cannot carry the post's media (a video on Bluesky) is left out, as an
+            # editor would; the edit makes the approver someone else than the editor anyway.
+            types = {m["content_type"] for m in svc.show(p["id"])["media"]}
+            fit = [c for c in p["channels"] if types <= svc.channels[c].media_types]
+            if fit and fit != p["channels"]:
+                svc.edit(p["id"], editor, channels=fit, note="media this channel cannot carry", now=now)
             svc.schedule(p["id"], editor, now + PUBLISH_AFTER, now=now)
             reviewer = approver if p["author"] != "approver" else editor
             svc.approve(p["id"], reviewer, now=now)
@@ -587,6 +624,7 @@ class Demo:
         self.svc: GroundService | None = None
         stack = contextlib.ExitStack()
         self._mastodon(stack)
+        self._bluesky(stack)
         try:
             return await self._run()
         finally:
@@ -658,6 +696,18 @@ class Demo:
                 counts[code] = counts.get(code, 0) + 1
         return counts
 
+    def _skeets(self) -> dict[str, int] | None:
+        """Posts on the local PDS per verification code (one per language)."""
+        if self.pds is None:
+            return None
+        counts: dict[str, int] = {}
+        for record in self.pds.records("app.bsky.feed.post"):
+            for code in set(
+                re.findall(r"/verify/([A-Z2-7]{4}(?:-[A-Z2-7]{4}){3})", str(record.value.get("text", "")))
+            ):
+                counts[code] = counts.get(code, 0) + 1
+        return counts
+
     def _report(self, plan: Any, numbers: dict[str, int], end: datetime) -> DemoReport:
         from proxima.ground import questions
         from proxima.ground.channels.activitypub import ApActivity
@@ -692,7 +742,9 @@ class Demo:
                 if a.key is not None:
                     creates[a.key] = creates.get(a.key, 0) + 1
             report.questions_answered = len(questions.list_questions(s, state="answered", limit=1000))
-        toots = self._toots() if self.mission_t0 == self.state.start else None
+        fresh = self.mission_t0 == self.state.start
+        toots = self._toots() if fresh else None
+        skeets = self._skeets() if fresh else None
         report.channels = sorted(svc.channels)
         for w in written:
             created = epoch + timedelta(milliseconds=w["created_ms"])
@@ -706,7 +758,17 @@ class Demo:
             if p is not None and p["state"] == "published":
                 langs = len(p["text"])
                 on_mastodon = toots.get(p["code"], langs) if toots is not None else langs
-                if atom.get(w["id"], 0) != langs or creates.get(w["id"], 0) != 1 or on_mastodon != langs:
+                on_bluesky = (
+                    skeets.get(p["code"], langs)
+                    if skeets is not None and "bluesky" in p["channels"]
+                    else langs
+                )
+                if (
+                    atom.get(w["id"], 0) != langs
+                    or creates.get(w["id"], 0) != 1
+                    or langs != on_mastodon
+                    or langs != on_bluesky
+                ):
                     report.duplicates.append(w["id"])
                 first = min(
                     datetime.fromisoformat(a["at"])
