@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from proxima.bpv7 import EID
 from proxima.errors import ConfigError, ProximaError
+from proxima.ground.service import dtn_ms, dtn_time
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -234,7 +235,7 @@ class Demo:
         """Mission time: the station node's clock once it runs (every node keeps the same one)."""
         iss = self.nodes.get("ISS")
         if iss is not None:
-            return datetime(2000, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(iss.clock()))
+            return dtn_time(int(iss.clock()))
         return self.mission_t0
 
     def acting(self) -> bool:
@@ -271,7 +272,7 @@ class Demo:
         t0 = start.timestamp()
         t1 = max(t0, self.mission_t0.timestamp()) + hours * 3600
         plan, _ = plan_from_mission(mission, t0, t1, whole_seconds=True)
-        epoch_ms = int((start - datetime(2000, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1))
+        epoch_ms = dtn_ms(start)
         (self.work / "plan.rc").write_text(formats.write_ion(plan, epoch_ms=epoch_ms), encoding="utf-8")
         numbers, _ = node_numbers(mission)
         return mission, plan, numbers
@@ -496,7 +497,7 @@ class Demo:
             log.close()
 
     async def _send(self, send_post: Any, draft: Any, log: Any, iss: str) -> None:
-        created = int((self.now() - datetime(2000, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1))
+        created = dtn_ms(self.now())
         await send_post(
             draft,
             key=self.crew_key,
@@ -583,9 +584,8 @@ class Demo:
 
     async def _sample(self) -> None:
         """Store peaks per node, and which planned contacts were seen with their link up."""
-        epoch = datetime(2000, 1, 1, tzinfo=UTC)
         while not self.stop.is_set():
-            now_ms = int((self.now() - epoch) / timedelta(milliseconds=1))
+            now_ms = dtn_ms(self.now())
             for name, node in self.nodes.items():
                 with contextlib.suppress(Exception):
                     count = int(node.status()["stored"]["bundles"])
@@ -730,7 +730,6 @@ class Demo:
             1 for p in crew_posts.values() if p["approved_by"] or p["state"] in ("rejected",)
         )
         report.published = sum(1 for p in crew_posts.values() if p["state"] == "published")
-        epoch = datetime(2000, 1, 1, tzinfo=UTC)
         router = ContactGraphRouter(plan, numbers["ISS"])
         margin = REVIEW_AFTER + PUBLISH_AFTER + timedelta(minutes=10)
         with svc.sessions() as s:
@@ -747,9 +746,9 @@ class Demo:
         skeets = self._skeets() if fresh else None
         report.channels = sorted(svc.channels)
         for w in written:
-            created = epoch + timedelta(milliseconds=w["created_ms"])
+            created = dtn_time(w["created_ms"])
             routes = router.routes_for(numbers["Cologne"], w["created_ms"], size=1000)
-            arrival = None if not routes else epoch + timedelta(milliseconds=routes[0].arrival_ms)
+            arrival = None if not routes else dtn_time(routes[0].arrival_ms)
             p = crew_posts.get(w["id"])
             if arrival is not None and arrival + margin <= end:
                 report.deliverable += 1
@@ -776,13 +775,12 @@ class Demo:
                     if a["action"] == "delivered"
                 )
                 report.latency_min.append(round((first - created).total_seconds() / 60, 1))
-        t0 = int((self.state.start - epoch) / timedelta(milliseconds=1))
-        t1 = int((end - epoch) / timedelta(milliseconds=1))
+        t0, t1 = dtn_ms(self.state.start), dtn_ms(end)
         for w in written:
             p = crew_posts.get(w["id"])
             if p is not None:
                 received = datetime.fromisoformat(p["received_at"])
-                created = epoch + timedelta(milliseconds=w["created_ms"])
+                created = dtn_time(w["created_ms"])
                 report.ground_latency_min.append(round((received - created).total_seconds() / 60, 2))
         # The simulator, on the same plan with the same posts (their envelopes), for comparison.
         from proxima.sim import Message, Simulator

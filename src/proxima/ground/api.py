@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,12 +38,13 @@ from proxima.outreach.provenance import decode_signed_post, normalize_code, veri
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from starlette.middleware import Middleware
 
     from proxima.ground.service import GroundService
 
-__all__ = ["MAX_BODY_BYTES", "MAX_VERIFY_BYTES", "build_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_VERIFY_BYTES", "RASTER_TYPES", "build_app", "client_key", "media_response"]
 
 MAX_BODY_BYTES = 256 * 1024
 """Largest JSON request body."""
@@ -77,11 +78,6 @@ class _Api:
         self.crew_endpoint = crew_endpoint
 
     # ------------------------------------------------------------ plumbing
-
-    @staticmethod
-    def client_key(request: Request) -> str:
-        host = request.client.host if request.client else "unknown"
-        return hashlib.sha256(host.encode()).hexdigest()[:32]
 
     @staticmethod
     async def capped(request: Request, limit: int) -> bytes:
@@ -140,7 +136,7 @@ class _Api:
     # ------------------------------------------------------------ login
 
     async def login(self, request: Request) -> Response:
-        self.logins.check(self.client_key(request), time.time())  # real time, whatever the mission clock
+        self.logins.check(client_key(request), time.time())  # real time, whatever the mission clock
         body = await self.body(request)
         handle = self.text_field(body, "handle") or ""
         password = self.text_field(body, "password") or ""
@@ -186,12 +182,7 @@ class _Api:
         name = request.path_params["name"]
         for m in info["media"]:
             if m["name"] == name and m["state"] == "complete":
-                headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
-                if m["content_type"] not in ("image/jpeg", "image/png", "image/gif", "image/webp"):
-                    headers["Content-Disposition"] = "attachment"
-                return FileResponse(
-                    self.service.media_path(m["sha256"]), media_type=m["content_type"], headers=headers
-                )
+                return media_response(self.service.media_path(m["sha256"]), m["content_type"], m["name"])
         raise NotFound(f"post {info['id']} has no complete media file {name!r}")
 
     async def step(self, request: Request) -> Response:
@@ -313,7 +304,7 @@ class _Api:
         return Response(self.service.signed_post(code), media_type="application/cbor")
 
     async def verify_media(self, request: Request) -> Response:
-        self.questions.check("verify:" + self.client_key(request), time.time())
+        self.questions.check("verify:" + client_key(request), time.time())
         code = normalize_code(request.path_params["code"])
         signed = decode_signed_post(self.service.signed_post(code))
         data = await self.capped(request, MAX_VERIFY_BYTES)
@@ -341,7 +332,7 @@ class _Api:
             q = questions.submit_question(
                 s,
                 self.questions,
-                client=self.client_key(request),
+                client=client_key(request),
                 text=self.text_field(body, "text") or "",
                 lang=self.text_field(body, "lang") or "",
                 name=self.text_field(body, "name", required=False),
@@ -385,6 +376,25 @@ class _Api:
             raise InvalidInput("this ground service has no crew endpoint configured", field="crew_endpoint")
         out = self.service.select_questions(ids, account, destination=self.crew_endpoint, now=self.clock())
         return JSONResponse({"selected": out})
+
+
+def client_key(request: Request) -> str:
+    """An opaque key of the requesting client (a hash of its address), for rate limits and records."""
+    host = request.client.host if request.client else "unknown"
+    return hashlib.sha256(host.encode()).hexdigest()[:32]
+
+
+RASTER_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def media_response(path: Path, content_type: str, name: str) -> Response:
+    """A stored crew media file for staff eyes: raster images inline, anything else (SVG, video,
+    audio) as a download; never sniffed, and sandboxed so a crafted file cannot run script."""
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+    if content_type not in RASTER_TYPES:
+        safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-") or "media"
+        headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    return FileResponse(path, media_type=content_type, headers=headers)
 
 
 def _wrap(handler: Handler) -> Handler:

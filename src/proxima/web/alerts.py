@@ -40,7 +40,6 @@ import json
 import logging
 import math
 import re
-import secrets
 import smtplib
 import ssl
 import unicodedata
@@ -73,10 +72,12 @@ from proxima.errors import (
     OrbitInputError,
     RateLimited,
 )
+from proxima.ground.api import client_key
 from proxima.ground.channels.webhook import sign_webhook, webhook_id
 from proxima.ground.db import Base
 from proxima.ground.ratelimit import RateLimiter
 from proxima.orbit.passes import compass, find_passes
+from proxima.web.console import csrf_matches, csrf_token
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -1133,11 +1134,6 @@ _FORM_FIELDS: Final = (
 )
 
 
-def _client_key(request: Request) -> str:
-    host = request.client.host if request.client else "unknown"
-    return hashlib.sha256(host.encode()).hexdigest()[:32]
-
-
 def _lang(request: Request) -> str:
     asked = request.query_params.get("lang")
     if asked in _TEXTS:
@@ -1167,19 +1163,12 @@ def _session_csrf(request: Request) -> str:
     """The session's CSRF token (made on first use) when a session middleware is installed."""
     if "session" not in request.scope:
         return str(getattr(request.state, "csrf_token", ""))
-    token = request.session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        request.session["csrf"] = token
-    return token
+    return csrf_token(request)
 
 
 def _csrf_ok(request: Request, given: str | None) -> bool:
     """Whether a posted form carries the session's CSRF token (always true without sessions)."""
-    if "session" not in request.scope:
-        return True
-    expected = request.session.get("csrf")
-    return isinstance(expected, str) and isinstance(given, str) and hmac.compare_digest(given, expected)
+    return "session" not in request.scope or csrf_matches(request, given)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -1259,7 +1248,7 @@ def alert_routes(
                 channel=values["channel"], target=values["target"], time_zone=values["time_zone"],
                 lat=values["lat"], lon=values["lon"], place=values["place"],
                 lead_minutes=values["lead_minutes"], min_elevation_deg=values["min_elevation_deg"],
-                client=_client_key(request),
+                client=client_key(request),
             )  # fmt: skip
         except RateLimited as exc:
             response = page(request, "alerts/subscribe.html", 429, values=values, error=exc)
@@ -1305,7 +1294,7 @@ def alert_routes(
                 lat=body.get("lat"), lon=body.get("lon"), place=body.get("place", ""),
                 lead_minutes=body.get("lead_minutes", 10),
                 min_elevation_deg=body.get("min_elevation_deg", 10.0),
-                client=_client_key(request),
+                client=client_key(request),
             )  # fmt: skip
         except GroundError as exc:
             return _json_error(exc)

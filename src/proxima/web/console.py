@@ -17,17 +17,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from proxima.errors import Forbidden, GroundError, InvalidInput, RateLimited
 from proxima.ground import accounts, questions
+from proxima.ground.api import media_response
 from proxima.ground.calendar import parse_time
 from proxima.web.network import contact_bars, journeys, node_statuses
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from pathlib import Path
 
     from starlette.requests import Request
     from starlette.templating import Jinja2Templates
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from proxima.ground.ratelimit import RateLimiter
     from proxima.ground.service import GroundService
 
-__all__ = ["CSRF_HEADER", "ConsoleContext", "console_routes"]
+__all__ = ["CSRF_HEADER", "ConsoleContext", "console_routes", "csrf_matches", "csrf_token"]
 
 CSRF_HEADER = "x-csrf-token"
 
@@ -59,7 +59,8 @@ class _Redirect(Exception):
         self.url = url
 
 
-def _csrf(request: Request) -> str:
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, made on first use."""
     token = request.session.get("csrf")
     if not isinstance(token, str):
         token = secrets.token_urlsafe(32)
@@ -67,16 +68,17 @@ def _csrf(request: Request) -> str:
     return token
 
 
+def csrf_matches(request: Request, given: object) -> bool:
+    """Whether ``given`` is the session's CSRF token (compared in constant time)."""
+    expected = request.session.get("csrf")
+    return isinstance(expected, str) and isinstance(given, str) and hmac.compare_digest(given, expected)
+
+
 async def _form(request: Request) -> dict[str, str]:
     """The posted form, once its CSRF token checked (form field or header)."""
     form = await request.form(max_files=0, max_fields=64)
     given = form.get("csrf") or request.headers.get(CSRF_HEADER) or ""
-    expected = request.session.get("csrf")
-    if (
-        not isinstance(expected, str)
-        or not isinstance(given, str)
-        or not hmac.compare_digest(given, expected)
-    ):
+    if not csrf_matches(request, given):
         raise Forbidden(
             "the form is stale or forged (CSRF token missing or wrong): reload the page", status=403
         )
@@ -100,7 +102,7 @@ def _staff(ctx: ConsoleContext, request: Request) -> accounts.Account:
 def _page(ctx: ConsoleContext, request: Request, name: str, status: int = 200, **values: Any) -> Response:
     values.setdefault("user", None)
     return ctx.templates.TemplateResponse(
-        request, f"console/{name}", {"csrf": _csrf(request), **values}, status_code=status
+        request, f"console/{name}", {"csrf": csrf_token(request), **values}, status_code=status
     )
 
 
@@ -118,19 +120,6 @@ def _wrap(
             return _page(ctx, request, "error.html", exc.status, message=str(exc))
 
     return run
-
-
-RASTER_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-
-
-def media_response(path: Path, content_type: str, name: str) -> Response:
-    """A stored media file for staff eyes: raster images inline, anything else (SVG, video, audio)
-    as a download; never sniffed, and sandboxed so a crafted file cannot run script here."""
-    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
-    if content_type not in RASTER_TYPES:
-        safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-") or "media"
-        headers["Content-Disposition"] = f'attachment; filename="{safe}"'
-    return FileResponse(path, media_type=content_type, headers=headers)
 
 
 def _monday(day: date) -> date:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from proxima.client import NodeClient, parse_address
 from proxima.errors import ProximaError
+from proxima.ground.service import dtn_ms, dtn_time
 
 if TYPE_CHECKING:
     from proxima.ground.config import NetworkConfig
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ContactBar", "contact_bars", "journeys", "node_statuses"]
 
-DTN_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 STATUS_TIMEOUT_S: Final = 1.0
 
 
@@ -79,15 +79,14 @@ def contact_bars(
 
     text = network.plan.read_text(encoding="utf-8")
     epoch = network.epoch or now
-    epoch_ms = int((epoch - DTN_EPOCH) / timedelta(milliseconds=1))
+    epoch_ms = dtn_ms(epoch)
     plan = formats.read_plan(text, network.plan_format, epoch_ms=epoch_ms, source=str(network.plan)).plan
     names = {n.ipn: n.name for n in network.nodes if n.ipn is not None}
     lo, hi = now - before, now + after
     span = (hi - lo).total_seconds()
     bars: list[ContactBar] = []
     for c in plan.contacts:
-        start = DTN_EPOCH + timedelta(milliseconds=c.start_ms)
-        end = DTN_EPOCH + timedelta(milliseconds=c.end_ms)
+        start, end = dtn_time(c.start_ms), dtn_time(c.end_ms)
         if end < lo or start > hi or c.from_node == c.to_node:
             continue
         link = f"{names.get(c.from_node, c.from_node)} → {names.get(c.to_node, c.to_node)}"

@@ -8,7 +8,6 @@ and are rate limited per client; every text is escaped by the templates.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,9 @@ from starlette.routing import BaseRoute, Route
 
 from proxima.errors import GroundError, InvalidInput, RateLimited, VerificationError
 from proxima.ground import questions
+from proxima.ground.api import client_key
 from proxima.outreach.provenance import decode_signed_post, normalize_code, verify_published
-from proxima.web.console import _csrf, _form
+from proxima.web.console import _form, csrf_token
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -47,18 +47,13 @@ class PagesContext:
     limiter: RateLimiter
 
 
-def _client(request: Request) -> str:
-    host = request.client.host if request.client else "unknown"
-    return hashlib.sha256(host.encode()).hexdigest()[:32]
-
-
 def page_routes(ctx: PagesContext) -> list[BaseRoute]:
     """``/timeline``, ``/verify``, ``/verify/{code}``, ``/ask``."""
     svc = ctx.service
 
     def page(request: Request, name: str, status: int = 200, **values: Any) -> Response:
         return ctx.templates.TemplateResponse(
-            request, f"pages/{name}", {"csrf": _csrf(request), **values}, status_code=status
+            request, f"pages/{name}", {"csrf": csrf_token(request), **values}, status_code=status
         )
 
     def wrap(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -107,7 +102,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
         return page(request, "verify.html", post=post, result=None, code=code)
 
     async def verify_upload(request: Request) -> Response:
-        ctx.limiter.check("verify:" + _client(request), time.time())
+        ctx.limiter.check("verify:" + client_key(request), time.time())
         code = normalize_code(request.path_params["code"])
         declared = request.headers.get("content-length", "0")
         if not declared.isascii() or not declared.isdigit() or int(declared) > MAX_PHOTO_BYTES + 65536:
@@ -139,7 +134,7 @@ def page_routes(ctx: PagesContext) -> list[BaseRoute]:
                 q = questions.submit_question(
                     s,
                     ctx.limiter,
-                    client=_client(request),
+                    client=client_key(request),
                     text=values["text"],
                     lang=values["lang"] or "fr",
                     name=values["name"] or None,

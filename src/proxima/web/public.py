@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from proxima.errors import GroundError, InvalidInput, NotFound, OrbitInputError
+from proxima.ground.api import client_key
 from proxima.ground.ratelimit import RateLimiter
 from proxima.orbit.passes import SPOT_THE_STATION, Pass, compass, find_passes, local_time_parts, sightings
 from proxima.orbit.position import SatelliteState, satellite_state
@@ -469,10 +470,6 @@ def _days(ctx: PublicContext, params: Any) -> float:
 # routes
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def public_routes(ctx: PublicContext) -> list[BaseRoute]:
     """The public pages and their JSON: ``/``, ``/api/station``, ``/passes``, ``/api/passes``."""
     tracks = _LRU(8)
@@ -576,7 +573,7 @@ def public_routes(ctx: PublicContext) -> list[BaseRoute]:
                 return ctx.templates.TemplateResponse(
                     request, "public/passes.html", base(request, active="passes", form=form, where=None)
                 )
-            e, t, views = await upcoming(where, days, _client(request))
+            e, t, views = await upcoming(where, days, client_key(request))
         except _Ambiguous as amb:
             return ctx.templates.TemplateResponse(
                 request, "public/passes.html",
@@ -609,7 +606,7 @@ def public_routes(ctx: PublicContext) -> list[BaseRoute]:
             key = (_ekey(ctx.elements()), where, days, minute)
             body: bytes | None = passes_json.get(key)
             if body is None:
-                e, t, views = await upcoming(where, days, _client(request))
+                e, t, views = await upcoming(where, days, client_key(request))
                 age = (t - e.epoch_unix) / SECONDS_PER_DAY
                 body = _json_bytes({
                     "satellite": e.name,
