@@ -145,6 +145,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     remote_id: Mapped[str | None] = mapped_column(Text)
+    remote_ids: Mapped[list[Any] | None]
+    """Every message the channel wrote (one per language, thread parts): what analytics samples."""
     url: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None]

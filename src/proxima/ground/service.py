@@ -938,6 +938,7 @@ class GroundService:
                 return False
             d.state = DeliveryState.PUBLISHED.value
             d.remote_id, d.url, d.published_at = result.remote_id[:4096], _public_url(result.url), now
+            d.remote_ids = list(result.ids or (result.remote_id,))
             d.next_attempt_at = None
             d.last_error = None
             row = d.post
