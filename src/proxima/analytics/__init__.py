@@ -1,0 +1,1 @@
+"""Audience analytics and social listening: samples from the networks, metrics, reports."""
