@@ -25,7 +25,7 @@ import contextlib
 import secrets
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -52,6 +52,8 @@ class LocalMastodon:
     other_token: str
     """Access token of a second account (``other_username``)."""
     other_username: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Access token of every seeded account by username (the two above and ``extra_users``)."""
 
     def get(self, path: str, *, token: str | None = None, **params: Any) -> Any:
         """``GET base_url + path`` as the publishing account (or ``token``); the decoded JSON."""
@@ -120,11 +122,20 @@ class LocalMastodon:
 
 @contextlib.contextmanager
 def local_mastodon(
-    *, username: str = "proxima", other_username: str = "houston", startup_timeout: float = 30.0
+    *,
+    username: str = "proxima",
+    other_username: str = "houston",
+    extra_users: tuple[str, ...] = (),
+    startup_timeout: float = 30.0,
 ) -> Iterator[LocalMastodon]:
-    """Run a ``mastodon-mock`` server on 127.0.0.1 (ephemeral port) for the ``with`` block."""
+    """Run a ``mastodon-mock`` server on 127.0.0.1 (ephemeral port) for the ``with`` block.
+
+    ``extra_users`` are more accounts of the public, each with its own token in ``tokens``.
+    """
     token = secrets.token_urlsafe(24)
     other_token = secrets.token_urlsafe(24)
+    tokens = {username: token, other_username: other_token}
+    tokens.update({name: secrets.token_urlsafe(24) for name in extra_users})
     with tempfile.TemporaryDirectory(prefix="proxima-mastodon-") as media:
         config = MastodonMockConfig(
             database=DatabaseConfig(path=":memory:"),
@@ -135,6 +146,7 @@ def local_mastodon(
                 accounts=[
                     SeedAccount(username=username, display_name="Proxima crew", access_token=token),
                     SeedAccount(username=other_username, display_name="Houston", access_token=other_token),
+                    *(SeedAccount(username=n, access_token=tokens[n]) for n in extra_users),
                 ]
             ),
         )
@@ -146,4 +158,5 @@ def local_mastodon(
                 username=username,
                 other_token=other_token,
                 other_username=other_username,
+                tokens=tokens,
             )

@@ -24,6 +24,14 @@ sessions with real signed JWTs that expire (``createSession``, ``refreshSession`
 overwriting it. :meth:`LocalPDS.fail` makes chosen methods fail, before or after they ran, to
 test error handling against a real server.
 
+Several accounts: :meth:`LocalPDS.create_account` adds a public user with its own repo and
+password (its session comes from ``createSession`` like the first account's). A real PDS proxies
+the ``app.bsky`` read queries to an AppView, which indexes every repo of the network; this one has
+no AppView, so it answers ``app.bsky.actor.getProfile``/``getProfiles``,
+``app.bsky.feed.getPosts`` and ``app.bsky.feed.searchPosts`` itself, by scanning the records its
+repos hold: follow records for the follower counts, like and repost records, replies and quotes
+for a post's counters, and posts' text, hashtag facets and ``tags`` for search.
+
 arroba keeps its storage and its authentication hook in module globals; each request swaps in
 its own PDS's under a lock, so several :class:`LocalPDS` may run in one process.
 """
@@ -44,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["LocalPDS", "Record", "local_pds"]
+__all__ = ["LocalPDS", "PdsAccount", "Record", "local_pds"]
 
 _LOCK = threading.RLock()
 """Serializes requests of every LocalPDS: arroba reads ``arroba.server.storage`` as a global."""
@@ -98,6 +106,10 @@ def _xrpc_server() -> Any:
                 "com.atproto.server.createSession": ours("_create_session"),
                 "com.atproto.server.refreshSession": ours("_refresh_session"),
                 "com.atproto.server.getSession": ours("_get_session"),
+                "app.bsky.actor.getProfile": ours("_get_profile"),
+                "app.bsky.actor.getProfiles": ours("_get_profiles"),
+                "app.bsky.feed.getPosts": ours("_get_posts"),
+                "app.bsky.feed.searchPosts": ours("_search_posts"),
             }.items():
                 server.register(nsid, fn)
             _shared_xrpc = server
@@ -114,6 +126,15 @@ class Record:
     value: dict[str, Any]
 
 
+@dataclasses.dataclass(frozen=True)
+class PdsAccount:
+    """An account of the PDS: its DID, handle and password (``createSession`` takes either name)."""
+
+    did: str
+    handle: str
+    password: str
+
+
 @dataclasses.dataclass
 class _Failure:
     status: int
@@ -124,10 +145,11 @@ class _Failure:
 
 
 class LocalPDS:
-    """One PDS with one account, served on an ephemeral port of 127.0.0.1 until :meth:`stop`.
+    """A PDS served on an ephemeral port of 127.0.0.1 until :meth:`stop`.
 
     ``url`` is the base URL (``http://127.0.0.1:PORT``), ``handle``/``did``/``password`` the
-    account; ``calls`` counts requests per NSID; ``access_ttl`` is how long an access token lives.
+    first account (:meth:`create_account` adds others); ``calls`` counts requests per NSID;
+    ``access_ttl`` is how long an access token lives.
     """
 
     def __init__(self, handle: str = "crew.proxima.test", password: str = "correct horse",  # noqa: S107
@@ -147,9 +169,12 @@ class LocalPDS:
         util = self._a["util"]
         self.storage = self._a["storage"].MemoryStorage()
         self.did = "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
+        self.accounts: dict[str, PdsAccount] = {}
+        """Every account by DID, the first one included."""
         with _LOCK, self._globals():
             self.repo = self._a["Repo"].create(
                 self.storage, self.did, signing_key=util.new_key(), handle=handle)
+        self.accounts[self.did] = PdsAccount(self.did, handle, password)
 
         self.xrpc = _xrpc_server()
         app = Flask(__name__)
@@ -177,22 +202,38 @@ class LocalPDS:
             self._http.server_close()
             self._thread.join(10)
 
-    def records(self, collection: str = "app.bsky.feed.post") -> list[Record]:
-        """Every record of ``collection`` in the repo, in record-key order."""
+    def create_account(self, handle: str, password: str | None = None) -> PdsAccount:
+        """Add a public user with its own repo; it logs in with ``createSession`` as usual."""
+        from lexrpc.base import XrpcError
+
+        did = "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
+        if did in self.accounts or any(a.handle == handle for a in self.accounts.values()):
+            raise XrpcError(f"handle {handle} is taken", name="HandleNotAvailable", status=400)
+        account = PdsAccount(did, handle, password or secrets.token_urlsafe(12))
+        with _LOCK, self._globals():
+            self._a["Repo"].create(self.storage, did, signing_key=self._a["util"].new_key(), handle=handle)
+            self.accounts[did] = account
+        return account
+
+    def records(self, collection: str = "app.bsky.feed.post", did: str | None = None) -> list[Record]:
+        """Every record of ``collection`` in the repo of ``did`` (the first account's by default)."""
+        with _LOCK:
+            return self._records(did or self.did, collection)
+
+    def _records(self, did: str, collection: str) -> list[Record]:
         import dag_json
 
         util = self._a["util"]
-        with _LOCK:
-            repo = self.storage.load_repo(self.did)
-            contents = repo.get_contents().get(collection, {})
-            out = []
-            for rkey in sorted(contents):
-                value = contents[rkey]
-                out.append(Record(
-                    uri=util.at_uri(self.did, collection, rkey), rkey=rkey,
-                    cid=util.dag_cbor_cid(value).encode("base32"),
-                    value=json.loads(dag_json.encode(value, dialect="atproto"))))
-            return out
+        repo = self.storage.load_repo(did)
+        contents = repo.get_contents().get(collection, {})
+        out = []
+        for rkey in sorted(contents):
+            value = contents[rkey]
+            out.append(Record(
+                uri=util.at_uri(did, collection, rkey), rkey=rkey,
+                cid=util.dag_cbor_cid(value).encode("base32"),
+                value=json.loads(dag_json.encode(value, dialect="atproto"))))
+        return out
 
     def blob(self, cid: str) -> tuple[str, bytes]:
         """The MIME type and bytes of an uploaded blob."""
@@ -214,11 +255,11 @@ class LocalPDS:
 
     # -- sessions (added here) --------------------------------------------------------------------
 
-    def _token(self, scope: str, ttl: float) -> str:
+    def _token(self, scope: str, ttl: float, did: str) -> str:
         import jwt
 
         now = time.time()
-        claims = {"scope": scope, "sub": self.did, "aud": "did:web:127.0.0.1",
+        claims = {"scope": scope, "sub": did, "aud": "did:web:127.0.0.1",
                   "iat": int(now), "iat_f": now, "exp": int(now + ttl), "jti": secrets.token_hex(8)}
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
@@ -242,33 +283,147 @@ class LocalPDS:
             raise XrpcError("Token could not be verified", name="InvalidToken", status=400)
         return str(claims["sub"])
 
-    def _session(self) -> dict[str, Any]:
-        return {"did": self.did, "handle": self.handle,
-                "accessJwt": self._token("com.atproto.access", self.access_ttl),
-                "refreshJwt": self._token("com.atproto.refresh", 90 * 86400)}
+    def _session(self, did: str) -> dict[str, Any]:
+        return {"did": did, "handle": self.accounts[did].handle,
+                "accessJwt": self._token("com.atproto.access", self.access_ttl, did),
+                "refreshJwt": self._token("com.atproto.refresh", 90 * 86400, did)}
 
     def _create_session(self, input: dict[str, Any]) -> dict[str, Any]:
         import hmac
 
         from lexrpc.base import XrpcError
 
-        ok_user = input.get("identifier") in (self.handle, self.did)
-        ok_password = hmac.compare_digest(str(input.get("password", "")), self.password)
-        if not (ok_user and ok_password):
+        identifier = input.get("identifier")
+        account = next((a for a in self.accounts.values() if identifier in (a.handle, a.did)), None)
+        password = account.password if account is not None else secrets.token_hex(16)
+        ok_password = hmac.compare_digest(str(input.get("password", "")), password)
+        if account is None or not ok_password:
             raise XrpcError("Invalid identifier or password", name="AuthenticationRequired", status=401)
-        return self._session()
+        return self._session(account.did)
 
     def _refresh_session(self, input: Any) -> dict[str, Any]:
-        self._check_token("com.atproto.refresh")
-        return self._session()
+        return self._session(self._check_token("com.atproto.refresh"))
 
     def _get_session(self, input: Any) -> dict[str, Any]:
-        self._check_token("com.atproto.access")
-        return {"did": self.did, "handle": self.handle}
+        did = self._check_token("com.atproto.access")
+        return {"did": did, "handle": self.accounts[did].handle}
 
     def _authenticate(self) -> tuple[str, object]:
         """arroba's ``authenticate`` hook: the access token's DID with every scope."""
         return self._check_token("com.atproto.access"), self._a["server"].ALL_SCOPES
+
+    # -- the AppView queries (added here) ------------------------------------------------------------
+
+    def _everything(self) -> dict[str, dict[str, list[Record]]]:
+        """Every repo's records of the collections the queries read: ``{did: {collection: [...]}}``."""
+        wanted = ("app.bsky.feed.post", "app.bsky.feed.like", "app.bsky.feed.repost",
+                  "app.bsky.graph.follow", "app.bsky.actor.profile")
+        return {did: {c: self._records(did, c) for c in wanted} for did in self.accounts}
+
+    def _account(self, actor: str) -> PdsAccount:
+        from lexrpc.base import XrpcError
+
+        found = next((a for a in self.accounts.values() if actor in (a.did, a.handle)), None)
+        if found is None:
+            raise XrpcError("Profile not found", name="InvalidRequest", status=400)
+        return found
+
+    def _profile(self, account: PdsAccount, everything: dict[str, dict[str, list[Record]]]) -> dict[str, Any]:
+        mine = everything[account.did]
+        followers = sum(
+            1 for repo in everything.values() for r in repo["app.bsky.graph.follow"]
+            if r.value.get("subject") == account.did)
+        view: dict[str, Any] = {
+            "did": account.did, "handle": account.handle,
+            "followersCount": followers, "followsCount": len(mine["app.bsky.graph.follow"]),
+            "postsCount": len(mine["app.bsky.feed.post"])}
+        profile = next((r.value for r in mine["app.bsky.actor.profile"] if r.rkey == "self"), None)
+        if profile and isinstance(profile.get("displayName"), str):
+            view["displayName"] = profile["displayName"]
+        return view
+
+    def _get_profile(self, input: Any, actor: str) -> dict[str, Any]:
+        self._check_token("com.atproto.access")
+        return self._profile(self._account(actor), self._everything())
+
+    def _get_profiles(self, input: Any, actors: list[str]) -> dict[str, Any]:
+        self._check_token("com.atproto.access")
+        everything = self._everything()
+        known = [a for a in self.accounts.values() if a.did in actors or a.handle in actors]
+        return {"profiles": [self._profile(a, everything) for a in known]}
+
+    def _post_view(self, record: Record, everything: dict[str, dict[str, list[Record]]]) -> dict[str, Any]:
+        import dag_json
+
+        did = record.uri.removeprefix("at://").split("/", 1)[0]
+
+        def subject_is(r: Record) -> bool:
+            subject = r.value.get("subject")
+            return isinstance(subject, dict) and subject.get("uri") == record.uri
+
+        posts = [p for repo in everything.values() for p in repo["app.bsky.feed.post"]]
+        return {
+            "uri": record.uri, "cid": record.cid,
+            "author": {"did": did, "handle": self.accounts[did].handle},
+            "record": dag_json.decode(json.dumps(record.value).encode(), dialect="atproto"),
+            "indexedAt": record.value.get("createdAt", ""),
+            "likeCount": sum(1 for repo in everything.values() for r in repo["app.bsky.feed.like"]
+                             if subject_is(r)),
+            "repostCount": sum(1 for repo in everything.values() for r in repo["app.bsky.feed.repost"]
+                               if subject_is(r)),
+            "replyCount": sum(1 for p in posts if _reply_parent(p.value) == record.uri),
+            "quoteCount": sum(1 for p in posts if _quoted(p.value) == record.uri),
+        }
+
+    def _get_posts(self, input: Any, uris: list[str]) -> dict[str, Any]:
+        self._check_token("com.atproto.access")
+        everything = self._everything()
+        by_uri = {p.uri: p for repo in everything.values() for p in repo["app.bsky.feed.post"]}
+        return {"posts": [self._post_view(by_uri[u], everything) for u in uris if u in by_uri]}
+
+    def _search_posts(self, input: Any, q: str, since: str | None = None, until: str | None = None,
+                      limit: int = 25, cursor: str | None = None, author: str | None = None,
+                      lang: str | None = None, tag: list[str] | None = None,
+                      **_ignored: Any) -> dict[str, Any]:
+        """Posts whose text holds every word of ``q`` (``#word``: a hashtag), newest first.
+
+        ``since`` (inclusive) and ``until`` (exclusive) bound ``createdAt``; ``author`` and
+        ``lang`` filter; ``cursor`` is the offset of the next page.
+        """
+        from lexrpc.base import XrpcError
+
+        self._check_token("com.atproto.access")
+        everything = self._everything()
+        terms = q.casefold().split()
+        wanted_tags = {t.casefold().lstrip("#") for t in tag or ()}
+        author_did = self._account(author).did if author else None
+        lower, upper = _instant(since), _instant(until)
+        hits: list[tuple[float, Record]] = []
+        for did, repo in everything.items():
+            if author_did is not None and did != author_did:
+                continue
+            for post in repo["app.bsky.feed.post"]:
+                at = _instant(post.value.get("createdAt"))
+                if at is None or (lower is not None and at < lower) or (upper is not None and at >= upper):
+                    continue
+                if lang and lang not in (post.value.get("langs") or []):
+                    continue
+                text = str(post.value.get("text", "")).casefold()
+                tags = _post_tags(post.value)
+                if not wanted_tags <= tags:
+                    continue
+                if all(t.lstrip("#") in tags if t.startswith("#") else t in text for t in terms):
+                    hits.append((at, post))
+        hits.sort(key=lambda hit: (-hit[0], hit[1].uri))
+        if cursor is not None and not cursor.isdigit():
+            raise XrpcError(f"bad cursor {cursor!r}", name="InvalidRequest", status=400)
+        start = int(cursor or 0)
+        page = hits[start:start + limit]
+        out: dict[str, Any] = {"posts": [self._post_view(p, everything) for _, p in page],
+                               "hitsTotal": len(hits)}
+        if start + limit < len(hits):
+            out["cursor"] = str(start + limit)
+        return out
 
     # -- repo and blobs ---------------------------------------------------------------------------
 
@@ -277,14 +432,16 @@ class LocalPDS:
         from lexrpc.base import XrpcError
 
         rkey = input.get("rkey")
-        if rkey and self.repo_record(input.get("collection", ""), rkey) is not None:
+        repo = input.get("repo")
+        owner = next((a.did for a in self.accounts.values() if repo in (a.did, a.handle)), self.did)
+        if rkey and self.repo_record(input.get("collection", ""), rkey, owner) is not None:
             raise XrpcError("Internal Server Error", name="InternalServerError", status=500)
         return self._a["xrpc_repo"].create_record(input)
 
-    def repo_record(self, collection: str, rkey: str) -> Any:
-        """The stored record at ``collection/rkey`` (decoded), or ``None``."""
+    def repo_record(self, collection: str, rkey: str, did: str | None = None) -> Any:
+        """The stored record at ``collection/rkey`` of ``did``'s repo (decoded), or ``None``."""
         with _LOCK:
-            return self.storage.load_repo(self.did).get_record(collection, rkey)
+            return self.storage.load_repo(did or self.did).get_record(collection, rkey)
 
     def _upload_blob(self, input: bytes) -> dict[str, Any]:
         import flask
@@ -351,6 +508,48 @@ class LocalPDS:
             if failure.times <= 0:
                 self._failures.pop(nsid, None)
         return {"error": failure.error, "message": f"{nsid} failed on purpose"}, failure.status
+
+
+def _instant(value: object) -> float | None:
+    """A datetime string as POSIX seconds (naive means UTC), or ``None`` when it is none."""
+    from datetime import UTC, datetime
+
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _reply_parent(post: dict[str, Any]) -> str | None:
+    reply = post.get("reply")
+    parent = reply.get("parent") if isinstance(reply, dict) else None
+    return parent.get("uri") if isinstance(parent, dict) else None
+
+
+def _quoted(post: dict[str, Any]) -> str | None:
+    """The URI a post quotes (``app.bsky.embed.record``, or with media), if any."""
+    embed = post.get("embed")
+    if not isinstance(embed, dict):
+        return None
+    if embed.get("$type") == "app.bsky.embed.recordWithMedia":
+        embed = embed.get("record")
+    if not isinstance(embed, dict) or embed.get("$type") not in (None, "app.bsky.embed.record"):
+        return None
+    record = embed.get("record")
+    return record.get("uri") if isinstance(record, dict) else None
+
+
+def _post_tags(post: dict[str, Any]) -> set[str]:
+    """A post's hashtags, lower case: its tag facets and its ``tags`` array."""
+    tags = {str(t).casefold() for t in post.get("tags") or () if isinstance(t, str)}
+    for facet in post.get("facets") or ():
+        for feature in facet.get("features") or () if isinstance(facet, dict) else ():
+            if isinstance(feature, dict) and feature.get("$type") == "app.bsky.richtext.facet#tag":
+                tags.add(str(feature.get("tag", "")).casefold())
+    return tags
 
 
 @contextlib.contextmanager

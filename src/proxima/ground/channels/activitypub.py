@@ -63,12 +63,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIVITYPUB_LIMITS",
     "AS_PUBLIC",
+    "REACTION_KINDS",
     "ActivityPubChannel",
     "ApActivity",
     "ApDelivery",
     "ApFollower",
     "ApMedia",
+    "ApReaction",
     "Mention",
+    "Reaction",
     "render_html",
 ]
 
@@ -153,6 +156,31 @@ class ApMedia(Base):
     content_type: Mapped[str] = mapped_column(String(128))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[datetime]
+
+
+class ApReaction(Base):
+    """What the fediverse did with the mission's notes, or said to it, as received at the inbox.
+
+    ``kind`` is ``like``, ``announce`` (a boost), ``reply`` (a note answering one of ours),
+    ``mention`` (a note naming our actor) or ``tagged`` (another public note with hashtags).
+    ``object`` is our note concerned (likes, boosts, replies); ``note`` the received note's id
+    (replies, mentions, tagged notes), whose text, language and hashtags are kept for listening.
+    An ``Undo`` of a like or boost, or a ``Delete`` of a note, removes its row.
+    """
+
+    __tablename__ = "ap_reactions"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    activity_id: Mapped[str] = mapped_column(String(1024), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(1024))
+    object: Mapped[str | None] = mapped_column(String(1024), index=True)
+    note: Mapped[str | None] = mapped_column(String(1024), index=True)
+    text: Mapped[str | None] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(32))
+    tags: Mapped[list[Any]]
+    mentions: Mapped[list[Any]]
+    at: Mapped[datetime]
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -263,6 +291,25 @@ class Mention:
     text: str
     """The note's text without markup or @mentions."""
     lang: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """One stored :class:`ApReaction`, as :meth:`ActivityPubChannel.reactions` lists it."""
+
+    seq: int
+    kind: str
+    actor: str
+    object: str | None
+    note: str | None
+    text: str | None
+    lang: str | None
+    tags: tuple[str, ...]
+    mentions: tuple[str, ...]
+    at: datetime
+
+
+REACTION_KINDS = frozenset({"like", "announce", "reply", "mention", "tagged"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -923,6 +970,12 @@ class ActivityPubChannel:
             return self._on_follow(activity, sender)
         if kind == "Undo":
             self._on_undo(activity, sender)
+        if kind in {"Like", "Announce"}:
+            self._on_reaction(activity, sender)
+        if kind == "Create":
+            self._on_note(activity, sender)
+        if kind == "Delete":
+            self._on_delete(activity, sender)
         if kind == "Create" and self.on_mention is not None:
             mention = self._mention(activity.get("object"), sender)
             if mention is not None:
@@ -1040,7 +1093,155 @@ class ActivityPubChannel:
             background=BackgroundTask(self._deliver, seq, [sender.inbox]),
         )
 
+    # -- reactions -----------------------------------------------------------------------------------
+
+    def _ours(self, object_id: str | None) -> bool:
+        return object_id is not None and object_id.startswith(f"{self._base}/ap/objects/")
+
+    def _received_at(self, value: object) -> datetime:
+        """A ``published`` time of the sender when it is a sane one, else the time received."""
+        now = self._clock()
+        if isinstance(value, str):
+            try:
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return now
+            if when.tzinfo is not None and abs((when - now).total_seconds()) < 366 * 86400:
+                return when.astimezone(UTC)
+        return now
+
+    def _store_reaction(self, row: ApReaction) -> None:
+        try:
+            with self._sessions() as session, session.begin():
+                known = select(ApReaction.seq).where(ApReaction.activity_id == row.activity_id)
+                if session.scalar(known) is None:
+                    session.add(row)
+        except IntegrityError:
+            pass  # the same activity delivered twice at once: the first one is kept
+
+    def _on_reaction(self, activity: dict[str, Any], sender: _RemoteActor) -> None:
+        """Record a ``Like`` or ``Announce`` of one of our notes (anything else is ignored)."""
+        target = _id_of(activity.get("object"))
+        activity_id = _id_of(activity)
+        if not self._ours(target) or activity_id is None:
+            return
+        kind = "like" if activity["type"] == "Like" else "announce"
+        self._store_reaction(
+            ApReaction(
+                activity_id=activity_id, kind=kind, actor=sender.id, object=target, note=None, text=None,
+                lang=None, tags=[], mentions=[], at=self._received_at(activity.get("published")),
+            )
+        )  # fmt: skip
+
+    def _on_note(self, create: dict[str, Any], sender: _RemoteActor) -> None:
+        """Record a note that replies to ours, mentions our actor, or carries hashtags."""
+        note = create.get("object")
+        if not isinstance(note, dict) or note.get("type") != "Note" or not isinstance(note.get("id"), str):
+            return
+        if _id_of(note.get("attributedTo", sender.id)) != sender.id:
+            return
+        raw_tags = note.get("tag")
+        tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+        names = [
+            str(t["name"]).lstrip("#").casefold()
+            for t in tags
+            if isinstance(t, dict) and t.get("type") == "Hashtag" and isinstance(t.get("name"), str)
+        ]
+        mentioned = [
+            str(t["href"])
+            for t in tags
+            if isinstance(t, dict) and t.get("type") == "Mention" and isinstance(t.get("href"), str)
+        ]
+        reply_to = note.get("inReplyTo") if isinstance(note.get("inReplyTo"), str) else None
+        if self._ours(reply_to):
+            kind = "reply"
+        elif self.actor_id in mentioned:
+            kind = "mention"
+        elif names:
+            kind = "tagged"
+        else:
+            return
+        raw_map = note.get("contentMap")
+        content_map: dict[str, Any] = raw_map if isinstance(raw_map, dict) else {}
+        lang = next((k for k in content_map if isinstance(k, str)), None)
+        content = note.get("content") or (content_map.get(lang) if lang else None)
+        text = html.unescape(re.sub(r"<[^>]*>", " ", content)) if isinstance(content, str) else ""
+        self._store_reaction(
+            ApReaction(
+                activity_id=_id_of(create) or note["id"], kind=kind, actor=sender.id,
+                object=reply_to if kind == "reply" else None, note=note["id"], text=" ".join(text.split()),
+                lang=lang, tags=names, mentions=mentioned, at=self._received_at(note.get("published")),
+            )
+        )  # fmt: skip
+
+    def _on_delete(self, delete_activity: dict[str, Any], sender: _RemoteActor) -> None:
+        """A deleted note no longer counts as a reply or a mention."""
+        target = _id_of(delete_activity.get("object"))
+        if target is None:
+            return
+        with self._sessions() as session, session.begin():
+            session.execute(
+                delete(ApReaction).where(ApReaction.note == target, ApReaction.actor == sender.id)
+            )
+
+    def reactions(
+        self, after: int = 0, *, kinds: Iterable[str] = REACTION_KINDS, limit: int = 1000
+    ) -> list[Reaction]:
+        """Stored reactions with ``seq`` above ``after``, oldest first, at most ``limit``."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(ApReaction)
+                .where(ApReaction.seq > after, ApReaction.kind.in_(list(kinds)))
+                .order_by(ApReaction.seq)
+                .limit(limit)
+            ).all()
+            return [
+                Reaction(
+                    seq=r.seq, kind=r.kind, actor=r.actor, object=r.object, note=r.note, text=r.text,
+                    lang=r.lang, tags=tuple(r.tags or ()), mentions=tuple(r.mentions or ()), at=r.at,
+                )
+                for r in rows
+            ]  # fmt: skip
+
+    def reaction_counts(self, notes: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Per note of ours in ``notes`` that is stored: likes, announces and replies received."""
+        wanted = list(dict.fromkeys(notes))
+        with self._sessions() as session:
+            stored = {
+                str(row.activity["object"]["id"])
+                for row in session.scalars(select(ApActivity).where(ApActivity.kind == "Create"))
+            }
+            counts: dict[str, dict[str, int]] = {
+                n: {"like": 0, "announce": 0, "reply": 0} for n in wanted if n in stored
+            }
+            rows = session.execute(
+                select(ApReaction.object, ApReaction.kind, func.count())
+                .where(ApReaction.object.in_(list(counts)))
+                .group_by(ApReaction.object, ApReaction.kind)
+            ).all()
+        for obj, kind, n in rows:
+            if obj is not None and kind in counts[obj]:
+                counts[obj][kind] = int(n)
+        return counts
+
+    def follower_count(self) -> int:
+        """How many actors follow the mission now."""
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(ApFollower)) or 0
+
     def _on_undo(self, undo: dict[str, Any], sender: _RemoteActor) -> None:
+        undone = _id_of(undo.get("object"))
+        if undone is not None:
+            with self._sessions() as session, session.begin():
+                removed = session.execute(
+                    delete(ApReaction).where(
+                        ApReaction.activity_id == undone,
+                        ApReaction.actor == sender.id,
+                        ApReaction.kind.in_(("like", "announce")),
+                    )
+                )
+            if getattr(removed, "rowcount", 0):
+                return
         inner = undo.get("object")
         if isinstance(inner, dict):
             if inner.get("type") != "Follow" or _id_of(inner.get("actor")) != sender.id:
