@@ -94,6 +94,8 @@ class _LazyGroup(click.Group):
         "crew": "proxima.cli_ground:crew",
         "web": "proxima.cli_ground:web",
         "demo": "proxima.cli_demo:demo",
+        "report": "proxima.cli_analytics:report",
+        "analytics": "proxima.cli_analytics:analytics",
     }
 
     def _available(self) -> dict[str, str]:

@@ -99,20 +99,27 @@ def ground() -> None:
 @guard
 def ground_run(config_path: str) -> None:
     """Run the ground service until Ctrl-C: HTTP API, DTN endpoint, scheduler and publishers."""
+    from proxima.analytics.runtime import AnalyticsRuntime
     from proxima.ground.config import load_ground_config, mission_clock
     from proxima.ground.runner import GroundRunner
 
     config = load_ground_config(config_path)
 
     async def run() -> None:
-        runner = GroundRunner(config, clock=mission_clock(config))
+        clock = mission_clock(config)
+        analytics = AnalyticsRuntime(config, clock=clock)
+        runner = GroundRunner(
+            config, clock=clock, extra_routes=lambda svc: analytics.routes(svc, runner.channels)
+        )
         await runner.start()
+        analytics.start()
         click.echo(
             f"ground service on http://{config.host}:{runner.port} (public base {config.base_url})", err=True
         )
         try:
             await asyncio.Event().wait()
         finally:
+            await analytics.stop()
             await runner.stop()
 
     try:

@@ -44,7 +44,10 @@ if TYPE_CHECKING:
 
     from proxima.ground.service import GroundService
 
-__all__ = ["MAX_BODY_BYTES", "MAX_VERIFY_BYTES", "RASTER_TYPES", "build_app", "client_key", "media_response"]
+__all__ = [
+    "MAX_BODY_BYTES", "MAX_VERIFY_BYTES", "RASTER_TYPES", "api_handler", "bearer_account", "build_app",
+    "client_key", "media_response",
+]  # fmt: skip
 
 MAX_BODY_BYTES = 256 * 1024
 """Largest JSON request body."""
@@ -117,12 +120,7 @@ class _Api:
         return account
 
     def account(self, request: Request) -> accounts.Account:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Forbidden("log in first: send Authorization: Bearer <token>", status=401)
-        with self.service.sessions.begin() as s:
-            return accounts.account_for_token(s, token.strip(), now=self.clock())
+        return bearer_account(self.service, request, now=self.clock())
 
     @staticmethod
     def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -397,7 +395,19 @@ def media_response(path: Path, content_type: str, name: str) -> Response:
     return FileResponse(path, media_type=content_type, headers=headers)
 
 
-def _wrap(handler: Handler) -> Handler:
+def bearer_account(service: GroundService, request: Request, *, now: datetime) -> accounts.Account:
+    """The account whose API token the request carries (401 when none or unknown)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Forbidden("log in first: send Authorization: Bearer <token>", status=401)
+    with service.sessions.begin() as s:
+        return accounts.account_for_token(s, token.strip(), now=now)
+
+
+def api_handler(handler: Handler) -> Handler:
+    """``handler`` with the API's errors turned into their JSON answers and statuses."""
+
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
@@ -436,7 +446,7 @@ def build_app(
         login_limiter=RateLimiter(rate_per_s=1 / 10, burst=10, max_clients=100_000),
         crew_endpoint=crew_endpoint,
     )
-    w = _wrap
+    w = api_handler
     routes: list[BaseRoute] = [
         Route("/api/openapi.json", w(api.openapi)),
         Route("/api/login", w(api.login), methods=["POST"]),

@@ -39,6 +39,14 @@ Example (paths are relative to the file)::
     sender = "alerts@proxima.example"
     starttls = false
 
+    [analytics]                        # optional: audience analytics and social listening
+    database = "analytics.duckdb"      # DuckDB file (relative to this file); the default
+    interval_s = 900                   # collect followers, post counters and mentions this often
+    tz = "Europe/Paris"                # where "best time to post" hours are read
+    tags = ["AllezThomas", "Proxima"]  # hashtags to listen to (campaigns)
+    keywords = ["Pesquet"]             # words to listen to
+    accounts = ["esa"]                 # other accounts to track (share of voice), besides the mission's
+
     [[slot]]
     channel = "atom"
     time = "09:30"
@@ -54,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from proxima.bpv7.eid import EID
 from proxima.errors import ConfigError, InvalidEndpointID
@@ -63,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHANNEL_KINDS",
+    "AnalyticsConfig",
     "ChannelConfig",
     "DtnConfig",
     "GroundConfig",
@@ -129,6 +139,18 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalyticsConfig:
+    """Where analytics keeps its samples, how often it collects, and what it listens to."""
+
+    database: Path
+    interval_s: float = 900.0
+    tz: str = "UTC"
+    tags: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class GroundConfig:
     """A whole ground service configuration."""
 
@@ -150,6 +172,8 @@ class GroundConfig:
     clock_start: datetime | None = None
     """The mission time when the service starts (None: real time)."""
     clock_speed: float = 1.0
+    analytics: AnalyticsConfig | None = None
+    """None: no ``[analytics]`` table; analytics then runs with its defaults beside the database."""
 
 
 def _fail(source: Path, key: str, message: str) -> ConfigError:
@@ -194,6 +218,7 @@ def load_ground_config(path: str | Path) -> GroundConfig:
         "smtp",
         "network",
         "clock",
+        "analytics",
     }
     for key in doc:
         if key not in known:
@@ -274,7 +299,42 @@ def load_ground_config(path: str | Path) -> GroundConfig:
         signing_key=None if "signing_key" not in doc else base / _str(doc, "signing_key", source, ""),
         smtp=_smtp(doc.get("smtp"), source),
         network=_network(doc.get("network"), source, base),
+        analytics=_analytics(doc.get("analytics"), source, base),
         **_clock(doc.get("clock"), source),
+    )
+
+
+def _words(table: dict[str, Any], key: str, source: Path) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise _fail(source, f"analytics.{key}", "must be a list of non-empty texts")
+    return tuple(v.strip().lstrip("#@").lower() for v in value)
+
+
+def _analytics(table: object, source: Path, base: Path) -> AnalyticsConfig | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise _fail(source, "analytics", "must be a table")
+    known = ("database", "interval_s", "tz", "tags", "keywords", "accounts")
+    for key in table:
+        if key not in known:
+            raise _fail(source, f"analytics.{key}", f"unknown key (known: {', '.join(known)})")
+    interval = table.get("interval_s", 900)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 10 <= interval <= 86400:
+        raise _fail(source, "analytics.interval_s", f"{interval!r} is not a number of seconds in [10, 86400]")
+    tz = _str(table, "tz", source, "analytics.", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise _fail(source, "analytics.tz", f"{tz!r} is not a time zone") from exc
+    return AnalyticsConfig(
+        database=base / _str(table, "database", source, "analytics.", "analytics.duckdb"),
+        interval_s=float(interval),
+        tz=tz,
+        tags=_words(table, "tags", source),
+        keywords=_words(table, "keywords", source),
+        accounts=_words(table, "accounts", source),
     )
 
 

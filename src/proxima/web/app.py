@@ -25,10 +25,12 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from proxima.analytics.runtime import AnalyticsRuntime
 from proxima.errors import ConfigError
 from proxima.ground.ratelimit import RateLimiter
 from proxima.ground.runner import GroundRunner
 from proxima.web.alerts import AlertService, SenderConfig, SmtpConfig, alert_routes
+from proxima.web.analytics import AnalyticsPages, analytics_pages
 from proxima.web.console import ConsoleContext, console_routes
 from proxima.web.pages import PagesContext, page_routes
 from proxima.web.public import PublicContext, default_gazetteer, public_routes, snapshot_elements
@@ -153,6 +155,7 @@ class WebApp:
         self.runner = GroundRunner(
             config, clock=clock, channels=channels, extra_routes=self._routes, middleware=middleware
         )
+        self.analytics = AnalyticsRuntime(config, clock=clock)
         self.alerts: AlertService | None = None
         self._alert_task: asyncio.Task[None] | None = None
 
@@ -193,7 +196,10 @@ class WebApp:
         public = PublicContext(
             elements=snapshot_elements(), clock=self.clock, templates=self.templates, places=places
         )
+        analytics = self.analytics.attach(service, self.runner.channels)
         return [
+            *self.analytics.routes(service, self.runner.channels),
+            *analytics_pages(AnalyticsPages(console, analytics)),
             *public_routes(public),
             *console_routes(console),
             *page_routes(pages),
@@ -209,6 +215,7 @@ class WebApp:
     async def start(self) -> None:
         """Open the database, start the channels, the DTN endpoint, the server and the alerts."""
         await self.runner.start()
+        self.analytics.start()
         self._alert_task = asyncio.create_task(self._alert_loop())
 
     async def _alert_loop(self) -> None:
@@ -225,4 +232,5 @@ class WebApp:
             self._alert_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._alert_task
+        await self.analytics.stop()
         await self.runner.stop()
