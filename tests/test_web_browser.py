@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import pytest
 
 from browser import Clock, chromium, have_chromium, shot, web_app
 from ground_helpers import PASSWORD, jpeg
+from proxima.analytics.model import FollowerSample, Mention
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -132,6 +134,73 @@ def test_the_public_sees_the_station_its_passes_and_subscribes_to_alerts(tmp_pat
                 await page.click("button[type=submit]")
                 await page.wait_for_selector("#alert-done")
                 await shot(page, "public-alert-subscribed")
+        finally:
+            await web.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_an_editor_reads_the_analytics_and_opens_a_campaign(tmp_path: Path) -> None:
+    clock = Clock()
+    web, _, base = web_app(tmp_path, clock)
+    now = clock()
+    analytics = web.analytics.attach(web.runner.svc, web.runner.channels)
+    # Audience and mentions as collectors would have stored them: 100 followers growing to 151.
+    analytics.store.add_followers(
+        [
+            FollowerSample("atom", "proxima", now - timedelta(days=2), 100),
+            FollowerSample("atom", "proxima", now - timedelta(hours=1), 151),
+        ]
+    )
+    analytics.store.add_mentions(
+        [
+            Mention(
+                "atom",
+                f"m{i}",
+                f"fan{i % 3}",
+                now - timedelta(hours=3, minutes=i),
+                text,
+                sentiment=score,
+                lang=lang,
+                tags=("allezthomas",),
+                author_followers=10 * i,
+            )
+            for i, (text, score, lang) in enumerate(
+                [
+                    ("Bravo Thomas !", 0.6, "fr"),
+                    ("<img src=x onerror=window.pwned=1>", 0.0, "en"),
+                    ("Quelle tristesse", -0.5, "fr"),
+                ]
+            )
+        ]
+    )
+
+    async def main() -> None:
+        await web.start()
+        try:
+            async with chromium() as browser:
+                page = await browser.new_page()
+                await page.goto(f"{base}/console/analytics")
+                await page.fill("input[name=handle]", "anne")
+                await page.fill("input[name=password]", PASSWORD)
+                await page.click("button[type=submit]")
+                await page.wait_for_selector("text=Audience growth")
+                start = quote((now - timedelta(days=2)).isoformat())
+                await page.goto(f"{base}/console/analytics?from={start}")
+                assert "+51.0 %" in await page.inner_text("main")
+                await page.wait_for_load_state("networkidle")
+                widths = await page.eval_on_selector_all("img.chart", "imgs => imgs.map(i => i.naturalWidth)")
+                assert len(widths) == 2
+                assert all(w > 0 for w in widths)
+                await shot(page, "console-analytics")
+                await page.fill("input[name=campaign]", "#AllezThomas")
+                await page.click("text=Open")
+                await page.wait_for_selector("#mentions")
+                assert await page.inner_text("#mentions") == "3"
+                assert await page.inner_text("#authors") == "3"
+                await page.wait_for_load_state("networkidle")
+                assert await page.evaluate("window.pwned === undefined")
+                await shot(page, "console-campaign")
         finally:
             await web.stop()
 
