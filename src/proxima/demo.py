@@ -361,7 +361,14 @@ class Demo:
         self.pds = pds
 
     def _ground_config(self, numbers: dict[str, int]) -> Any:
-        from proxima.ground.config import ChannelConfig, DtnConfig, GroundConfig, NetworkConfig, NetworkNode
+        from proxima.ground.config import (
+            AnalyticsConfig,
+            ChannelConfig,
+            DtnConfig,
+            GroundConfig,
+            NetworkConfig,
+            NetworkNode,
+        )
 
         port = self.o.http_port or free_port()
         return GroundConfig(
@@ -416,6 +423,13 @@ class Demo:
                 ),
                 plan=self.work / "plan.rc",
                 epoch=self.state.start,
+            ),
+            analytics=AnalyticsConfig(
+                database=self.work / "analytics.duckdb",
+                interval_s=900,
+                tz="Europe/Paris",
+                tags=("allezthomas", "proxima", "cometlanding"),
+                keywords=("pesquet",),
             ),
             poll_s=0.2,
         )
