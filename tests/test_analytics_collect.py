@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
@@ -27,6 +25,9 @@ from starlette.applications import Starlette
 
 from local_mastodon import local_mastodon
 from local_pds import LocalPDS, local_pds
+from loopback import bind as _bind
+from loopback import client as _client
+from loopback import serve as _serve
 from proxima.analytics.classify import Classifier, Tracking, hashtags, strip_html
 from proxima.analytics.collect import (
     ActivityPubCollector,
@@ -42,7 +43,7 @@ from proxima.ground.db import Base, make_engine, session_factory
 from proxima.ground.httpsig import sign_request
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
     from sqlalchemy.orm import Session, sessionmaker
@@ -453,11 +454,6 @@ def _pem(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def _bind() -> tuple[socket.socket, str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
 
 def _sessions(tmp_path: Path, name: str) -> sessionmaker[Session]:
     engine = make_engine(f"sqlite:///{tmp_path / name}")
@@ -465,23 +461,6 @@ def _sessions(tmp_path: Path, name: str) -> sessionmaker[Session]:
     return session_factory(engine)
 
 
-def _client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=30, trust_env=False)
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: Any, sock: socket.socket) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 class _Fan:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from PIL import Image
@@ -23,6 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local_bovine import Bovine, start_bovine
+from loopback import bind as _bind
+from loopback import client as _client
+from loopback import serve as _serve
 from proxima.errors import ChannelError, VerificationError
 from proxima.ground.channels.activitypub import (
     AS_PUBLIC,
@@ -37,7 +37,7 @@ from proxima.ground.db import Base, make_engine, session_factory
 from proxima.ground.httpsig import sign_request, verify_request
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
     from sqlalchemy.orm import Session, sessionmaker
@@ -63,9 +63,6 @@ def _png() -> bytes:
 PNG = _png()
 
 
-def _client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=30, trust_env=False)
-
 
 def _sessions(tmp_path: Path, name: str = "ground.db") -> sessionmaker[Session]:
     engine = make_engine(f"sqlite:///{tmp_path / name}")
@@ -82,26 +79,6 @@ def _channel(
     )  # fmt: skip
 
 
-def _bind() -> tuple[socket.socket, str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: Any, sock: socket.socket) -> AsyncIterator[None]:
-    """Serve ``app`` with uvicorn on ``sock`` inside the running loop."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 async def _until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 30.0) -> Any:
