@@ -105,8 +105,7 @@ class _Routes:
     async def campaign(self, request: Request) -> Response:
         self.staff(request)
         tag, start, end, bucket = self._campaign_args(request)
-        report = self.analytics.campaign_report(tag, start, end, bucket=bucket, now=self.clock())
-        return JSONResponse(jsonable(report.view))
+        return JSONResponse(jsonable(self.analytics.campaign_view(tag, start, end, bucket=bucket)))
 
     async def report(self, request: Request) -> Response:
         self.staff(request)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from proxima.analytics.collect import Collector
-    from proxima.analytics.model import FollowerSample, PostSample
+    from proxima.analytics.model import CampaignView, FollowerSample, PostSample
     from proxima.analytics.store import AnalyticsStore
     from proxima.ground.accounts import Account
     from proxima.ground.service import GroundService
@@ -236,6 +236,7 @@ class AnalyticsService:
         own: dict[tuple[str, str], list[PostSample]] = {}
         for sample in latest:
             own.setdefault((sample.channel, sample.account), []).append(sample)
+        mentioned = self.store.account_mentions(sorted({a for _, a in followers}), start, end)
         for key, count in followers.items():
             samples = own.get(key, [])
             stats.append(
@@ -245,7 +246,7 @@ class AnalyticsService:
                     followers=count,
                     posts=len({s.post_id or s.remote_id for s in samples}),
                     engagement=sum(metrics.engagement(s) for s in samples),
-                    mentions_received=self.store.account_mentions([key[1]], start, end).get(key[1], 0),
+                    mentions_received=mentioned.get(key[1], 0),
                     reposts_received=sum(s.reposts for s in samples),
                 )
             )
@@ -296,10 +297,10 @@ class AnalyticsService:
                 )
         return made
 
-    def campaign_report(
-        self, tag: str, start: datetime, end: datetime, *, bucket: str = "hour", now: datetime
-    ) -> CampaignReport:
-        """Everything a campaign report shows, for one hashtag over ``[start, end)``."""
+    def campaign_view(
+        self, tag: str, start: datetime, end: datetime, *, bucket: str = "hour"
+    ) -> CampaignView:
+        """The campaign dashboard of one hashtag over ``[start, end)`` (the request checked first)."""
         tag = tag.strip().lstrip("#").lower()
         if not tag:
             raise InvalidInput("name the campaign's hashtag", field="campaign")
@@ -309,7 +310,14 @@ class AnalyticsService:
             raise InvalidInput("the window is longer than 400 days", field="to")
         if bucket not in ("hour", "day"):
             raise InvalidInput(f"{bucket!r} is not hour or day", field="bucket")
-        view = self.store.campaign(tag, start, end, bucket=bucket)  # type: ignore[arg-type]
+        return self.store.campaign(tag, start, end, bucket=bucket)  # type: ignore[arg-type]
+
+    def campaign_report(
+        self, tag: str, start: datetime, end: datetime, *, bucket: str = "hour", now: datetime
+    ) -> CampaignReport:
+        """Everything a campaign report shows, for one hashtag over ``[start, end)``."""
+        view = self.campaign_view(tag, start, end, bucket=bucket)
+        tag = view.tag
         growth = [
             GrowthRow(
                 channel=c,

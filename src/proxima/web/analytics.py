@@ -131,11 +131,11 @@ def analytics_pages(p: AnalyticsPages) -> list[BaseRoute]:
             rows = a.store.sentiment_counts(start, end, bucket="day", tag=tag)
             data = await asyncio.to_thread(charts.sentiment_chart, rows, fmt="svg")
         elif name == "campaign":
-            report = a.campaign_report(
+            view = a.campaign_view(
                 request.query_params.get("campaign", ""), start, end,
-                bucket=request.query_params.get("bucket", "hour"), now=ctx.clock(),
+                bucket=request.query_params.get("bucket", "hour"),
             )  # fmt: skip
-            data = await asyncio.to_thread(charts.campaign_chart, report.view, fmt="svg")
+            data = await asyncio.to_thread(charts.campaign_chart, view, fmt="svg")
         elif name == "post":
             samples = a.post_samples(request.query_params.get("post", ""))
             data = await asyncio.to_thread(charts.post_life_chart, samples, fmt="svg")
