@@ -7,6 +7,8 @@ import os
 import platform
 from typing import Any
 
+from proxima import speedups
+
 __all__ = ["machine"]
 
 
@@ -28,4 +30,5 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "platform": platform.platform(),
+        "proxima_cores": speedups.summary(),
     }

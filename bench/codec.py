@@ -320,7 +320,7 @@ def print_report(r: dict[str, Any]) -> None:
     print(
         f"Machine: {m['cpu_model']}, nproc {m['nproc']}, Python {m['python']}, "
         f"cbor2 {m['cbor2']} (C extension: {'yes' if m['cbor2_c_extension'] else 'no'}), "
-        f"fastcrc {m['fastcrc']}, pyd3tn {m['pyd3tn']}"
+        f"fastcrc {m['fastcrc']}, pyd3tn {m['pyd3tn']}; proxima cores {m['proxima_cores']}"
     )
     print(f"Bundle: {r['bundle']['size']} bytes, {r['bundle']['source']} -> "
           f"{r['bundle']['destination']}, report-to {r['bundle']['report_to']}")

@@ -918,8 +918,8 @@ def print_report(report: dict[str, Any]) -> None:
         f"SQLite {m['sqlite']}, {m['platform']}"
     )
     print(
-        f"proxima {m['proxima']} at {m['commit']}, {report['date']}, load average "
-        f"{report['loadavg_before']} before, {report['loadavg_after']} after"
+        f"proxima {m['proxima']} ({m['proxima_cores']} cores) at {m['commit']}, {report['date']}, "
+        f"load average {report['loadavg_before']} before, {report['loadavg_after']} after"
     )
     print(
         f"Chain: {r['chain']['path']}"

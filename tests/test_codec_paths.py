@@ -32,7 +32,10 @@ from proxima.bpv7 import (
 from proxima.bpv7 import bundle as bundle_module
 from proxima.bpv7.crc import CRCType, crc_of_block
 from proxima.errors import LocalError, ProximaError
+from proxima.speedups import compiled
 from strategies import bundles
+
+CODEC_COMPILED = compiled()["proxima.bpv7.bundle"]
 
 
 def _clear_fast_caches() -> None:
@@ -164,12 +167,17 @@ def _encode_outcome(b: Bundle, fast: bool, **kwargs: bool) -> tuple[Any, ...]:
     except LocalError as exc:
         return ("error", type(exc), str(exc), exc.reason)
     except Exception as exc:  # check=False on fields of the wrong type: the same misuse error
+        if CODEC_COMPILED:  # the compiled module checks types where it reads them: a TypeError
+            return ("misuse", type(exc))
         return ("misuse", type(exc), str(exc))
 
 
-def _encode_general(b: Bundle, **kwargs: bool) -> bytes:
-    """encode_bundle without its fast path: a Bundle whose blocks are a list takes the general one."""
-    return encode_bundle(Bundle(b.primary, list(b.blocks)), **kwargs)  # type: ignore[arg-type]
+def _encode_general(
+    b: Bundle, *, check: bool = True, require_primary_crc: bool = False, require_age_block: bool = True
+) -> bytes:
+    """encode_bundle without its fast path."""
+    mode = bundle_module._mode(require_primary_crc, require_age_block)
+    return bundle_module._encode_general(b, check, mode)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

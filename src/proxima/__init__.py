@@ -2,5 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+if os.environ.get("PROXIMA_PURE_PYTHON") == "1":
+    from proxima.speedups import prefer_sources
+
+    prefer_sources()
+
 __version__ = "0.1.0"
 __all__ = ["__version__"]

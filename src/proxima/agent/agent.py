@@ -131,20 +131,23 @@ class Transmit(NamedTuple):
 Action = Persist | Unpersist | Deliver
 
 
+_COUNTERS: Final = (
+    "deleted",
+    "delivered",
+    "duplicates",
+    "forwarded",
+    "fragmented",
+    "invalid",
+    "originated",
+    "received",
+    "reports_sent",
+)
+
+
 class AgentCounters:
     """What the agent has done, for ``node status``."""
 
-    __slots__ = (
-        "deleted",
-        "delivered",
-        "duplicates",
-        "forwarded",
-        "fragmented",
-        "invalid",
-        "originated",
-        "received",
-        "reports_sent",
-    )
+    __slots__ = _COUNTERS
 
     def __init__(self) -> None:
         self.received = self.delivered = self.forwarded = self.deleted = 0
@@ -153,7 +156,7 @@ class AgentCounters:
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in _COUNTERS}
 
 
 class _Held:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum, IntFlag
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import cbor2
 
@@ -447,7 +447,8 @@ def _violation(
     for i, b in enumerate(blocks):
         if not isinstance(b, CanonicalBlock):
             return _block_type_violation(b, i)
-        t, n, bf, bc, d = b
+        # Read as objects: a caller that ignored the types gets a rule broken, not a TypeError.
+        t, n, bf, bc, d = cast("tuple[object, object, object, object, object]", b)
         if not (
             (type(t) is int or isinstance(t, int))
             and (type(n) is int or isinstance(n, int))
@@ -859,8 +860,14 @@ def encode_bundle(
         fast = _encode_fast(p, blocks, check, mode)
         if fast is not None:
             return fast
+    return _encode_general(bundle, check, mode)
+
+
+def _encode_general(bundle: Bundle, check: bool, mode: int) -> bytes:
+    """The encoder without the fast path's caches: every field looked at, every rule checked
+    (``check``) in the order :func:`check_bundle` states them."""
     if check:
-        v = _violation(p, blocks, require_primary_crc=mode)
+        v = _violation(bundle.primary, bundle.blocks, require_primary_crc=mode)
         if v is not None:
             raise LocalError(f"cannot encode: {v[0]}", reason=v[1])
     parts = [b"\x9f", encode_primary(bundle.primary)]
@@ -1037,12 +1044,13 @@ def _primary_from_value(v: object) -> tuple[PrimaryBlock, bytes | None]:
         total = _uint_field(v[9], "primary block: total application data unit length", 0)
     crc_value: bytes | None = None
     if crc_type:
-        crc_value = v[-1]
+        raw_crc: object = v[-1]
         want = 2 if crc_type == 1 else 4
-        if type(crc_value) is not bytes or len(crc_value) != want:
+        if type(raw_crc) is not bytes or len(raw_crc) != want:
             raise BundleError(
                 f"primary block: the CRC must be a byte string of {want} bytes", reason=_BAD, block=0
             )
+        crc_value = raw_crc
     p = PrimaryBlock(
         _eid(v[3], "destination"),
         _eid(v[4], "source"),
@@ -1084,12 +1092,13 @@ def _block_from_value(v: object, index: int) -> tuple[CanonicalBlock, bytes | No
         )
     crc_value: bytes | None = None
     if crc_type:
-        crc_value = v[5]
+        raw_crc: object = v[5]
         want = 2 if crc_type == 1 else 4
-        if type(crc_value) is not bytes or len(crc_value) != want:
+        if type(raw_crc) is not bytes or len(raw_crc) != want:
             raise BundleError(
                 f"block {num}: the CRC must be a byte string of {want} bytes", reason=_BAD, block=num
             )
+        crc_value = raw_crc
     return CanonicalBlock(t, num, flags, crc_type, data), crc_value
 
 
