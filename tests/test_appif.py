@@ -20,13 +20,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from proxima import speedups
 from proxima.bpv7 import EID
 from proxima.cli import main
 from proxima.client import NodeClient, NodeConnectionError, NodeRequestError, PingResult, parse_address
 from proxima.errors import LocalError
 from proxima.runtime.appif import MAX_ATTACHMENT, MAX_BATCH, AppInterface, echo_endpoint
 from proxima.runtime.config import NodeConfig, RouteConfig
-from proxima.runtime.node import Node
+from proxima.runtime.node import GC_THRESHOLDS, Node
 from test_node import connect
 
 if TYPE_CHECKING:
@@ -1013,7 +1014,12 @@ def test_node_run_serves_until_a_signal(tmp_path: Path, sig: signal.Signals) -> 
     try:
         assert node.line.endswith(f"; store {tmp_path / 'store'}\n")
         r = cli("node", "status", "--node", node.node, "--json")
-        assert json.loads(r.stdout)["node_id"] == "ipn:5.0"
+        status = json.loads(r.stdout)
+        assert status["node_id"] == "ipn:5.0"
+        # The node process tunes its collector (tune_gc) and says which cores it runs.
+        assert status["runtime"] == {"cores": speedups.summary(), "gc_thresholds": list(GC_THRESHOLDS)}
+        r = cli("node", "status", "--node", node.node)
+        assert f"protocol cores: {speedups.summary()}; collector thresholds 50000/20/100" in r.stdout
         r = cli("send", "--node", node.node, "--to", "ipn:5.0", "--payload", "self")
         assert r.exit_code == 0, r.output
         assert node.stop(sig) == (0, "node ipn:5.0 stopped\n", "")

@@ -322,8 +322,11 @@ def node_group() -> None:
 def node_run(config_path: str) -> None:
     """Run a node until SIGINT or SIGTERM, then stop it cleanly."""
     from proxima.runtime.config import load_config
+    from proxima.runtime.node import tune_gc
 
-    asyncio.run(_run_node(load_config(config_path)))
+    config = load_config(config_path)
+    tune_gc()
+    asyncio.run(_run_node(config))
 
 
 async def _run_node(config: NodeConfig) -> None:
@@ -406,6 +409,10 @@ def node_status(node: tuple[str, int], as_json: bool) -> None:
             f"  application interface: {format_address(app['host'], app['port'])}, "
             f"{clients} client{'s' if clients != 1 else ''}; echo {app.get('echo_endpoint')}"
         )
+    runtime = status.get("runtime")
+    if runtime:
+        thresholds = "/".join(str(t) for t in runtime.get("gc_thresholds", ()))
+        click.echo(f"  protocol cores: {runtime.get('cores')}; collector thresholds {thresholds}")
 
 
 @main.command("send")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from proxima import speedups
 from proxima.agent.agent import BundleAgent, Deliver, Persist, Transmit, Unpersist, default_class, expiry_of
 from proxima.agent.routing import StaticRouter
 from proxima.bpv7.bundle import Bundle, BundleFlag, PrimaryBlock, decode_bundle
@@ -60,7 +62,23 @@ MAX_HEAD: Final = 1024 * 1024
 """The most bytes a streamed bundle may have before its payload data (its other blocks)."""
 _CHUNK: Final = 1024 * 1024
 
+GC_THRESHOLDS: Final = (50_000, 20, 100)
+"""The cyclic collector's thresholds in a node process (CPython's defaults: 700, 10, 10)."""
+
 log = logging.getLogger("proxima.node")
+
+
+def tune_gc() -> None:
+    """Set the collector up for a long-running node: what exists at start-up is frozen (never
+    scanned again) and collections run per 50,000 allocations instead of 700.
+
+    A busy node holds tens of thousands of bundles, each a few long-lived objects, and allocates
+    a few dozen short-lived ones per bundle; with the defaults the collector rescans the held
+    ones over and over (two nodes relaying 100,000 1-KB bundles went from about 5,200 to 8,200
+    per second with these thresholds). Cycles are still collected, only in larger batches.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def dtn_now_ms() -> int:
@@ -1165,6 +1183,7 @@ class Node:
             "links_up": {k: v for k, v in self.links_up.items() if v},
             "peers_up": sorted(str(p) for p in self.agent.links_up),
             "counters": self.agent.counters.as_dict(),
+            "runtime": {"cores": speedups.summary(), "gc_thresholds": list(gc.get_threshold())},
         }
 
 
