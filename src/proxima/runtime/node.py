@@ -292,7 +292,7 @@ class Node:
         self._report_on_ack: dict[int, Bundle] = {}
         self._cached: dict[int, Bundle] = {}  # store id -> the decoded bundle waiting for delivery
         self._cached_bytes = 0
-        self._arrived = asyncio.Event()
+        self._arrived: dict[EID, asyncio.Event] = {}  # endpoint -> set when a bundle is queued
         self._work = asyncio.Event()
         self._flush_waiters: list[asyncio.Future[None]] = []
         self.last_sent: Bundle | None = None
@@ -555,7 +555,9 @@ class Node:
         if bundle is not None and sid not in self._external and self._cached_bytes < DELIVERY_CACHE_BYTES:
             self._cached[sid] = bundle
             self._cached_bytes += len(bundle.payload)
-        self._arrived.set()
+        arrived = self._arrived.get(endpoint)
+        if arrived is not None:
+            arrived.set()  # wakes the takers of this endpoint only
 
     def _uncache(self, sid: int) -> None:
         bundle = self._cached.pop(sid, None)
@@ -1087,6 +1089,9 @@ class Node:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         self._require_store()
+        arrived = self._arrived.get(endpoint)
+        if arrived is None:
+            arrived = self._arrived[endpoint] = asyncio.Event()
         while True:
             ready = self.take_ready(endpoint, 1)
             if ready:
@@ -1094,9 +1099,12 @@ class Node:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return None
-            self._arrived.clear()
+            arrived.clear()
+            if remaining is None:
+                await arrived.wait()
+                continue
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                await asyncio.wait_for(arrived.wait(), remaining)
             except TimeoutError:
                 return None
 
