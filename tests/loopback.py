@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
-__all__ = ["bind", "client", "serve"]
+__all__ = ["bind", "client", "serve", "serve_in_thread"]
 
 
 def bind() -> tuple[socket.socket, str]:
@@ -42,3 +44,23 @@ async def serve(app: Any, sock: socket.socket) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, sock: socket.socket) -> Iterator[None]:
+    """Serve ``app`` with uvicorn on ``sock`` in a thread of its own (for synchronous tests and
+    module-scoped fixtures); the socket is closed afterwards."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,12 +15,12 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from loopback import bind, serve_in_thread
 from proxima.errors import ChannelError, ConfigError
 from proxima.ground.channels.atom import AtomChannel, AtomEntry, AtomMedia, render_html
 from proxima.ground.channels.base import MediaFile, Outgoing, Published
@@ -227,24 +224,9 @@ def test_configuration_errors_name_the_field(sessions: sessionmaker[Session]) ->
 @contextmanager
 def serving(app: Starlette) -> Iterator[httpx.Client]:
     """``app`` served by uvicorn on a loopback port, in a thread; a client pointed at it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    sock, base_url = bind()
+    with serve_in_thread(app, sock), httpx.Client(base_url=base_url, timeout=30) as client:
+        yield client
 
 
 def test_the_feed_entries_and_media_are_served(sessions: sessionmaker[Session]) -> None:

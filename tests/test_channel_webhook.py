@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -23,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from loopback import bind, serve_in_thread
 from proxima.errors import ChannelError, ConfigError, VerificationError
 from proxima.ground.channels.base import MediaFile, Outgoing, Published
 from proxima.ground.channels.webhook import (
@@ -84,21 +83,10 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     rec = Receiver(SECRET)
     app = Starlette(routes=[Route("/hook", rec.hook, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock, _ = bind()
     rec.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test receiver did not start")
-        time.sleep(0.02)
-    yield rec
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serve_in_thread(app, sock):
+        yield rec
 
 
 @pytest.fixture

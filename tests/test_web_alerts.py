@@ -10,9 +10,7 @@ import asyncio
 import ipaddress
 import json
 import re
-import socket
 import ssl
-import threading
 import time
 import zoneinfo
 from collections.abc import Iterator
@@ -23,7 +21,6 @@ from typing import Any
 
 import jinja2
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -38,6 +35,7 @@ from starlette.templating import Jinja2Templates
 from starlette.testclient import TestClient
 
 from local_smtp import LocalSMTP
+from loopback import bind, serve_in_thread
 from proxima.errors import ChannelError, InvalidInput, NotFound, RateLimited
 from proxima.ground.channels.webhook import verify_webhook
 from proxima.ground.db import Base, make_engine, session_factory
@@ -141,21 +139,10 @@ def smtp(smtp_server: LocalSMTP) -> LocalSMTP:
 def receiver_server() -> Iterator[Receiver]:
     rec = Receiver()
     app = Starlette(routes=[Route("/{path:path}", rec.handle, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock, _ = bind()
     rec.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test receiver did not start")
-        time.sleep(0.02)
-    yield rec
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serve_in_thread(app, sock):
+        yield rec
 
 
 @pytest.fixture
