@@ -1100,9 +1100,6 @@ class Node:
             if remaining is not None and remaining <= 0:
                 return None
             arrived.clear()
-            if remaining is None:
-                await arrived.wait()
-                continue
             try:
                 await asyncio.wait_for(arrived.wait(), remaining)
             except TimeoutError:
