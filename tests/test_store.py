@@ -1024,10 +1024,52 @@ def test_normal_mode_syncs_payload_files_off_the_commit(tmp_path: Path) -> None:
         checkpointer = store._checkpointer
         assert checkpointer is not None
         checkpointer.sync_files()  # what the thread does before a checkpoint
-        assert not checkpointer.unsynced
+        assert not checkpointer.pending
     with open_store(tmp_path, large_threshold=1000) as store:
         assert store.get(stored.store_id) == encode_bundle(big)
         assert not store.problems
+
+
+def test_payload_files_removed_before_a_checkpoint_are_never_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle acknowledged before the checkpoint thread reached its file costs no fsync: only
+    files still holding a committed bundle are synced, recycled ones are not."""
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    with open_store(tmp_path, large_threshold=1000, recycle_below=1 << 20) as store:
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        waiting = checkpointer.wake
+        checkpointer.wake = threading.Event()  # the thread sleeps on the old one: paused
+        try:
+            gone = store.add(make(1, size=5000), expiry_ms=FAR)
+            kept = store.add(make(2, size=5000), expiry_ms=FAR)
+            assert gone is not None and kept is not None
+            gone_file, kept_file = store.file_of(gone.store_id), store.file_of(kept.store_id)
+            assert gone_file is not None and kept_file is not None
+            assert set(checkpointer.pending) == {gone_file[0].name, kept_file[0].name}
+            with store.batch():  # written and removed in one transaction: never pending
+                brief = store.add(make(3, size=5000), expiry_ms=FAR)
+                assert brief is not None
+                store.remove(brief.store_id, "forwarded")
+            store.remove(gone.store_id, "forwarded")
+            assert checkpointer.pending == (kept_file[0].name,)
+            monkeypatch.setattr(os, "fsync", fsync)
+            checkpointer.sync_files()
+            monkeypatch.undo()
+            assert synced == [kept_file[0].name, "payloads"]  # the file, then its directory
+            assert not checkpointer.pending
+        finally:
+            checkpointer.wake = waiting
+            waiting.set()
+        assert store.get(kept.store_id) == encode_bundle(make(2, size=5000))
 
 
 def test_a_failed_statement_in_deferred_mode_makes_the_next_flush_fail_too(tmp_path: Path) -> None:

@@ -66,7 +66,6 @@ own: the caller gives the identity, destination and expiry it already computed, 
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
 import fcntl
@@ -89,7 +88,7 @@ from proxima.bpv7.eid import EID
 from proxima.errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from types import TracebackType
 
 __all__ = [
@@ -720,8 +719,11 @@ class BundleStore:
         self._in_txn = False
         checkpointer = self._checkpointer
         if checkpointer is not None:
-            if self._txn_files and self.synchronous != "FULL":
-                checkpointer.unsynced.extend(self._txn_files)
+            if self.synchronous != "FULL":
+                if self._txn_files:
+                    checkpointer.written(self._txn_files)
+                if self._unlink_after:
+                    checkpointer.removed(self._unlink_after)
             checkpointer.wake.set()
         self._dirty_counters.clear()
         self._txn_files.clear()
@@ -1584,8 +1586,9 @@ class _Checkpointer:
 
     def __init__(self, path: Path, synchronous: str, payload_dir: Path | None = None) -> None:
         self.wake = threading.Event()
-        self.unsynced: collections.deque[str] = collections.deque()
+        self._unsynced: dict[str, None] = {}
         """Payload files written without fsync (NORMAL mode), synced before the next checkpoint."""
+        self._unsynced_lock = threading.Lock()
         self._payload_dir = payload_dir
         self._stopping = threading.Event()
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -1607,18 +1610,36 @@ class _Checkpointer:
             if self._stopping.wait(_CHECKPOINT_PAUSE_S):
                 return
 
+    def written(self, names: Iterable[str]) -> None:
+        """Payload files whose rows just committed: fsync them before the next checkpoint."""
+        with self._unsynced_lock:
+            self._unsynced.update(dict.fromkeys(names))
+
+    def removed(self, names: Iterable[str]) -> None:
+        """Payload files whose rows' removal just committed: no checkpoint needs them synced.
+
+        A file recycled or unlinked before a checkpoint reached it then never costs an fsync,
+        which on a busy relay is nearly every one of them.
+        """
+        with self._unsynced_lock:
+            for name in names:
+                self._unsynced.pop(name, None)
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Names of the payload files the next :meth:`sync_files` will fsync."""
+        with self._unsynced_lock:
+            return tuple(self._unsynced)
+
     def sync_files(self) -> None:
-        """fsync the payload files written since the last call (those still there), then their
-        directory."""
-        names = self.unsynced
-        if not names or self._payload_dir is None:
+        """fsync the payload files written since the last call (those still holding a bundle),
+        then their directory."""
+        if self._payload_dir is None:
             return
+        with self._unsynced_lock:
+            names, self._unsynced = list(self._unsynced), {}
         synced = False
-        while names:
-            try:
-                name = names.popleft()
-            except IndexError:
-                break
+        for name in names:
             try:
                 fd = os.open(self._payload_dir / name, os.O_RDONLY)
             except OSError:
