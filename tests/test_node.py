@@ -406,3 +406,117 @@ def test_a_store_failure_stops_the_node_instead_of_acknowledging_what_it_lost(tm
         await ground.stop()
 
     asyncio.run(main())
+
+
+class FutureLink(MemLink):
+    """A link that takes bundles as futures, as TCPCL does: the node feeds it from callbacks.
+    Each transfer completes only when the test releases it, to watch the window."""
+
+    def __init__(self, peer_node: Node, peer: EID, sender: Node) -> None:
+        super().__init__(peer_node, peer, sender)
+        self.waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self.closed = False
+
+    def send_future(self, data: bytes | SplicedBundle) -> asyncio.Future[None]:
+        if self.closed:
+            raise ConnectionError("the link is closed")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((bytes(data) if isinstance(data, bytes) else data.head, fut))
+        return fut
+
+    async def release(self, n: int | None = None) -> None:
+        """Deliver the oldest ``n`` transfers (all by default) and acknowledge them."""
+        batch, self.waiting = self.waiting[:n], self.waiting[len(self.waiting[:n]) :]
+        for data, fut in batch:
+            incoming = self.peer_node.open_incoming(None, len(data))
+            incoming.write(data)
+            await incoming.commit()
+            fut.set_result(None)
+        await settle()
+
+
+def test_a_pump_keeps_the_window_and_gives_back_what_a_lost_link_had_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links with send_future are fed from callbacks: a bundle leaves in the turn it was sent,
+    never more than SEND_WINDOW are in flight, and those in flight when the link goes down go
+    out again on the next link, each delivered once."""
+    import proxima.runtime.node as node_module
+
+    monkeypatch.setattr(node_module, "SEND_WINDOW", 3)
+
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", GROUND),))
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        link = FutureLink(ground, GROUND, iss)
+        iss.link_up(link)
+        iss.send(POSTS, b"first")
+        assert len(link.waiting) == 1  # sent in the same turn: no task to wake
+        for i in range(6):
+            iss.send(POSTS, f"post {i}".encode())
+        assert len(link.waiting) == 3  # the window
+        await link.release(2)  # two acknowledged: two more leave
+        assert len(link.waiting) == 3
+        iss.link_down(link)  # three in flight, never acknowledged
+        link.closed = True
+        again = FutureLink(ground, GROUND, iss)
+        iss.link_up(again)
+        while again.waiting:
+            await again.release()
+        got = []
+        while (d := await ground.take(POSTS, timeout=0)) is not None:
+            got.append(d.bundle.payload)
+            await ground.ack(POSTS, d.store_id)
+        assert sorted(got) == sorted([b"first", *(f"post {i}".encode() for i in range(6))])
+        assert iss.status()["stored"]["bundles"] == 0
+        await iss.stop()
+        await ground.stop()
+
+    asyncio.run(main())
+
+
+def test_an_endpoint_handler_takes_bundles_as_they_arrive(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler sees each bundle for its endpoint in the turn it is delivered, waiting ones
+    first; the bundle is then forgotten, even when the handler fails."""
+
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", GROUND),))
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        await iss.send(POSTS, b"before")
+        connect(iss, ground)
+        await settle()
+        assert ground.pending_deliveries(POSTS) == 1
+        seen: list[bytes] = []
+
+        def handler(delivery: Any) -> None:
+            seen.append(delivery.bundle.payload)
+            if delivery.bundle.payload == b"bad":
+                raise RuntimeError("cannot handle it")
+
+        ground.set_handler(POSTS, handler)
+        assert seen == [b"before"]  # the waiting one, at once
+        for payload in (b"bad", b"after"):
+            primary = PrimaryBlock(POSTS, RELAY, RELAY, clock.now, len(seen), 60_000)
+            data = encode_bundle(Bundle(primary, (payload_block(payload),)))
+            incoming = ground.open_incoming(None, len(data))
+            incoming.write(data)
+            durable = incoming.commit_nowait()
+            assert seen[-1] == payload  # handed over before the commit, in the same call
+            await durable
+        assert seen == [b"before", b"bad", b"after"]
+        assert "cannot handle it" in caplog.text
+        assert ground.pending_deliveries(POSTS) == 0
+        assert ground.status()["stored"]["bundles"] == 0
+        ground.remove_handler(POSTS)
+        await iss.send(POSTS, b"for take()")
+        await settle()
+        d = await ground.take(POSTS, timeout=1)
+        assert d is not None and d.bundle.payload == b"for take()"
+        await iss.stop()
+        await ground.stop()
+
+    asyncio.run(main())

@@ -101,7 +101,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
     from typing import TypeAlias
 
-    from proxima.bpv7.bundle import Bundle
     from proxima.runtime.node import Delivery, Node, PayloadFile
 
     Emit: TypeAlias = Callable[["Message"], Awaitable[None]]
@@ -620,7 +619,6 @@ class AppInterface:
         self.echo_endpoint = echo_endpoint(node.config.node_id)
         self.ping_endpoint = _ping_endpoint(node.config.node_id)
         self._server: asyncio.Server | None = None
-        self._services: list[asyncio.Task[None]] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._locks: dict[EID, asyncio.Lock] = {}
@@ -637,13 +635,9 @@ class AppInterface:
     # -- lifecycle
 
     async def start(self) -> None:
-        """Register the echo and ping endpoints, start their services and listen."""
-        self.node.register(self.echo_endpoint)
-        self.node.register(self.ping_endpoint)
-        self._services = [
-            asyncio.create_task(self._service(self.echo_endpoint, self._echo), name="proxima-echo"),
-            asyncio.create_task(self._service(self.ping_endpoint, self._ping_reply), name="proxima-ping"),
-        ]
+        """Register the echo and ping endpoints with their handlers, and listen."""
+        self.node.set_handler(self.echo_endpoint, self._echo)
+        self.node.set_handler(self.ping_endpoint, self._ping_reply)
         try:
             self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=self.max_line)
         except OSError as exc:
@@ -658,7 +652,9 @@ class AppInterface:
         """Stop listening, drop the clients (unacknowledged bundles stay stored) and the services."""
         if self._server is not None:
             self._server.close()
-        tasks = [*self._connections, *self._services]
+        self.node.remove_handler(self.echo_endpoint)
+        self.node.remove_handler(self.ping_endpoint)
+        tasks = list(self._connections)
         for task in tasks:
             task.cancel()
         for task in [*tasks, *self._background]:
@@ -668,7 +664,6 @@ class AppInterface:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
-        self._services = []
 
     async def __aenter__(self) -> AppInterface:
         await self.start()
@@ -726,38 +721,30 @@ class AppInterface:
 
     # -- services on the node's own endpoints
 
-    async def _service(self, endpoint: EID, handle: Callable[[Bundle], Awaitable[None]]) -> None:
-        """Take bundles for ``endpoint`` for ever; each one is handled, then acknowledged."""
-        while True:
-            try:
-                async with self.lock(endpoint):
-                    delivery = await self.node.take(endpoint)
-                    if delivery is None:
-                        continue
-                    try:
-                        await handle(delivery.bundle)
-                    except ProximaError as exc:
-                        log.warning(
-                            "%s: dropping a bundle from %s: %s", endpoint, delivery.bundle.primary.source, exc
-                        )
-                    await asyncio.shield(self.node.ack(endpoint, delivery.store_id))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: service failed; retrying", endpoint)
-                await asyncio.sleep(1.0)
-
-    async def _echo(self, bundle: Bundle) -> None:
-        p = bundle.primary
+    def _echo(self, delivery: Delivery) -> None:
+        """Send a bundle for the echo endpoint back to its source (run as it is delivered)."""
+        p = delivery.bundle.primary
         if p.source.is_none or p.flags & BundleFlag.ADMIN_RECORD:
             return
+        if delivery.payload_file is not None:
+            size = delivery.payload_length
+            log.warning("%s: not echoing a %d-byte bundle from %s", self.echo_endpoint, size, p.source)
+            return
         lifetime = max(1, min(p.lifetime, 86_400_000))
-        # Not awaited: the acknowledgement of the request that follows waits for the same
-        # commit, which makes the reply durable too (one commit for both, not two in a row).
-        durable = self.node.send(p.source, bundle.payload, source=self.echo_endpoint, lifetime_ms=lifetime)
+        try:
+            # Not awaited: the acknowledgement of the request waits for the same commit, which
+            # makes the reply durable too (one commit for both, not two in a row).
+            durable = self.node.send(
+                p.source, delivery.bundle.payload, source=self.echo_endpoint, lifetime_ms=lifetime
+            )
+        except ProximaError as exc:
+            log.warning("%s: cannot answer %s: %s", self.echo_endpoint, p.source, exc)
+            return
         durable.add_done_callback(_retrieve)
 
-    async def _ping_reply(self, bundle: Bundle) -> None:
+    def _ping_reply(self, delivery: Delivery) -> None:
+        """Match an echo reply with the ping waiting for it (run as it is delivered)."""
+        bundle = delivery.bundle
         data = bundle.payload
         if len(data) < PING_HEADER.size:
             return

@@ -46,7 +46,7 @@ _STAMP_TIME: Final = "agent.creation_time"
 _STAMP_SEQ: Final = "agent.sequence"
 RETRY_DELAY: Final = 0.5
 """Seconds before a bundle whose send failed is queued again."""
-SEND_WINDOW: Final = 256
+SEND_WINDOW: Final = 1024
 """Bundles in flight per link at once (TCPCL pipelines transfers)."""
 SEND_WINDOW_BYTES: Final = 16 * 1024 * 1024
 """Encoded bytes in flight per link at once (one bundle at least, however big)."""
@@ -293,11 +293,16 @@ class Node:
         self._cached: dict[int, Bundle] = {}  # store id -> the decoded bundle waiting for delivery
         self._cached_bytes = 0
         self._arrived: dict[EID, asyncio.Event] = {}  # endpoint -> set when a bundle is queued
-        self._work = asyncio.Event()
+        self._work = asyncio.Event()  # wakes the task-driven senders (links without send_future)
+        self._pumps: dict[Link, _LinkPump] = {}
+        self._handlers: dict[EID, Callable[[Delivery], None]] = {}
+        self._handing: list[tuple[EID, int]] = []  # deliveries for handlers, oldest first
+        self._applying = 0
+        self._handing_over = False
         self._flush_waiters: list[asyncio.Future[None]] = []
         self.last_sent: Bundle | None = None
         self._saved_stamp: tuple[int, int] = (0, -1)
-        self._links: dict[Link, asyncio.Task[None]] = {}
+        self._links: dict[Link, asyncio.Task[None] | None] = {}  # None: fed by a pump
         self._tasks: list[asyncio.Task[Any]] = []
         self._servers: list[Closable] = []
         self._closed: dict[int, asyncio.Event] = {}
@@ -389,7 +394,7 @@ class Node:
         for link in list(self._links):
             with contextlib.suppress(Exception):
                 await link.close()
-        for task in [*self._tasks, *self._links.values()]:
+        for task in [*self._tasks, *(t for t in self._links.values() if t is not None)]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for copy in list(self._copies):  # files being copied in: their threads finish first
@@ -457,6 +462,22 @@ class Node:
     # -- actions -------------------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
+        """Carry out the agent's actions; then, outside any other call of it, hand deliveries to
+        the endpoints' handlers and feed the links, all within this event-loop turn."""
+        self._applying += 1
+        try:
+            self._apply_actions(actions)
+        finally:
+            self._applying -= 1
+        if self._applying:
+            return
+        self._work.set()
+        if self._handing:
+            self._hand_over()
+        for pump in list(self._pumps.values()):
+            pump.run()
+
+    def _apply_actions(self, actions: list[Action]) -> None:
         store = self._require_store()
         stamp = self.agent.sequence_state
         if stamp != self._saved_stamp:
@@ -548,9 +569,10 @@ class Node:
                     self._queue_delivery(a.endpoint, sid, a.bundle)
                 if a.report and sid is not None:
                     self._report_on_ack[sid] = Bundle(a.bundle.primary, ())
-        self._work.set()
 
     def _queue_delivery(self, endpoint: EID, sid: int, bundle: Bundle | None) -> None:
+        if endpoint in self._handlers:
+            self._handing.append((endpoint, sid))
         self._deliveries.setdefault(endpoint, []).append(sid)
         if bundle is not None and sid not in self._external and self._cached_bytes < DELIVERY_CACHE_BYTES:
             self._cached[sid] = bundle
@@ -558,6 +580,45 @@ class Node:
         arrived = self._arrived.get(endpoint)
         if arrived is not None:
             arrived.set()  # wakes the takers of this endpoint only
+
+    def set_handler(self, endpoint: EID, handler: Callable[[Delivery], None]) -> None:
+        """Hand every bundle for ``endpoint`` to ``handler`` as it is delivered, in the event-loop
+        turn it arrives in, then forget it as an application's ack would (the node's own echo
+        and ping services: no task to wake, no turn lost). Bundles already waiting go first.
+        An exception from the handler is logged and the bundle forgotten all the same."""
+        self.register(endpoint)
+        self._handlers[endpoint] = handler
+        self._handing.extend((endpoint, sid) for sid in self._deliveries.get(endpoint, ()))
+        if not self._applying:
+            self._hand_over()
+
+    def remove_handler(self, endpoint: EID) -> None:
+        """Stop handing bundles for ``endpoint`` over: they wait for :meth:`take` again."""
+        self._handlers.pop(endpoint, None)
+
+    def _hand_over(self) -> None:
+        """Give the queued deliveries to their handlers (a handler's own sends do not come back
+        here: this loop takes what they deliver)."""
+        if self._handing_over:
+            return
+        self._handing_over = True
+        try:
+            while self._handing:
+                endpoint, sid = self._handing.pop(0)
+                handler = self._handlers.get(endpoint)
+                if handler is None or sid not in self._deliveries.get(endpoint, ()):
+                    continue
+                try:
+                    bundle = self._cached.get(sid)
+                    payload = None
+                    if bundle is None:
+                        bundle, payload = self._load_delivery(sid)
+                    handler(Delivery(sid, bundle, payload))
+                except Exception:
+                    log.exception("%s: the handler failed on bundle %d; forgetting it", endpoint, sid)
+                self._forget_delivery(endpoint, sid)
+        finally:
+            self._handing_over = False
 
     def _uncache(self, sid: int) -> None:
         bundle = self._cached.pop(sid, None)
@@ -712,8 +773,15 @@ class Node:
         peer = link.peer
         if peer is None:
             return
+        start: Callable[[bytes | SplicedBundle], asyncio.Future[None]] | None = getattr(
+            link, "send_future", None
+        )
+        if start is None:
+            self._links[link] = asyncio.create_task(self._sender(link, peer.node_id))
+        else:
+            self._links[link] = None
+            self._pumps[link] = _LinkPump(self, peer.node_id, start)
         self._apply(self.agent.link_up(peer, self.clock()))
-        self._links[link] = asyncio.create_task(self._sender(link, peer.node_id))
 
     def link_down(self, link: Link) -> None:
         """A session ended; its sender stops and in-flight bundles are retried."""
@@ -721,6 +789,9 @@ class Node:
         task = self._links.pop(link, None)
         if task is not None:
             task.cancel()
+        pump = self._pumps.pop(link, None)
+        if pump is not None:
+            pump.close()
         peer = link.peer
         if peer is not None and not any(lk.peer == peer for lk in self._links):
             self._apply(self.agent.link_down(peer, self.clock()))
@@ -732,13 +803,10 @@ class Node:
     # -- sending -------------------------------------------------------------------------------
 
     async def _sender(self, link: Link, peer: EID) -> None:
+        """Feed a link that sends one bundle per call (MTCP, STCP, UDP): a task per bundle in
+        flight, at most :data:`SEND_WINDOW` of them."""
         window = asyncio.Semaphore(SEND_WINDOW)
-        inflight: set[asyncio.Future[None]] = set()
-        start: Callable[[bytes | SplicedBundle], asyncio.Future[None]] | None = getattr(
-            link, "send_future", None
-        )
-        room = asyncio.Event()
-        budget = [0]  # bytes in flight
+        inflight: set[asyncio.Task[None]] = set()
         try:
             while True:
                 await window.acquire()
@@ -754,56 +822,12 @@ class Node:
                     window.release()
                     self._failed(t.key, exc)
                     continue
-                if start is None:
-                    task = asyncio.create_task(self._send_one(link, t, data, window))
-                    inflight.add(task)
-                    task.add_done_callback(inflight.discard)
-                    continue
-                # The link's fast path: no task per bundle, a callback on its acknowledgement.
-                size = len(data)
-                try:
-                    while inflight and budget[0] + size > SEND_WINDOW_BYTES:
-                        room.clear()
-                        await room.wait()
-                    fut = start(data)
-                except BaseException as exc:
-                    window.release()
-                    if isinstance(data, SplicedBundle):
-                        data.close()
-                    self._apply(self.agent.transmit_failed(t.key, self.clock()))
-                    if isinstance(exc, Exception):
-                        continue
-                    raise
-                if isinstance(data, SplicedBundle):
-                    fut.add_done_callback(functools.partial(_close_spliced, data))
-                budget[0] += size
-                inflight.add(fut)
-                fut.add_done_callback(
-                    functools.partial(self._sent, t.key, window, inflight, (budget, size, room))
-                )
+                task = asyncio.create_task(self._send_one(link, t, data, window))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
         finally:
-            for fut in inflight:
-                fut.cancel()
-
-    def _sent(
-        self,
-        key: int,
-        window: asyncio.Semaphore,
-        inflight: set[asyncio.Future[None]],
-        room: tuple[list[int], int, asyncio.Event],
-        fut: asyncio.Future[None],
-    ) -> None:
-        inflight.discard(fut)
-        window.release()
-        budget, size, event = room
-        budget[0] -= size
-        event.set()
-        if fut.cancelled():
-            self._apply(self.agent.transmit_failed(key, self.clock()))
-        elif (exc := fut.exception()) is not None:
-            self._failed(key, exc)
-        else:
-            self._apply(self.agent.transmitted(key, self.clock()))
+            for task in inflight:
+                task.cancel()
 
     def _outgoing(self, t: Transmit) -> bytes | SplicedBundle:
         """What to send for ``t``: its bytes, or its head spliced to the stored payload block."""
@@ -1206,6 +1230,120 @@ def _load_plan(config: NodeConfig, now_ms: int) -> ContactGraphRouter:
     epoch = now_ms if cp.epoch_unix is None else round(cp.epoch_unix * 1000) - DTN_EPOCH_UNIX_MS
     plan = formats.read_plan(text, cp.format, epoch_ms=epoch, local=config.node_id, source=str(cp.path))
     return ContactGraphRouter(plan.plan, config.node_id, nodes=plan.nodes)
+
+
+class _LinkPump:
+    """Feeds a link whose sends are futures (TCPCL) from the agent's queue for its peer, from
+    callbacks instead of a task: a bundle queued in an event-loop turn leaves in that same turn,
+    and each acknowledgement makes room for the next bundle at once.
+
+    At most :data:`SEND_WINDOW` bundles and :data:`SEND_WINDOW_BYTES` bytes (one bundle at
+    least) are in flight. :meth:`run` is safe to call from anywhere, its own callbacks included.
+    """
+
+    __slots__ = (
+        "_again",
+        "_bytes",
+        "_closed",
+        "_inflight",
+        "_node",
+        "_running",
+        "_start",
+        "_waiting",
+        "peer",
+    )
+
+    def __init__(
+        self, node: Node, peer: EID, start: Callable[[bytes | SplicedBundle], asyncio.Future[None]]
+    ) -> None:
+        self._node = node
+        self.peer = peer
+        self._start = start
+        self._inflight: dict[asyncio.Future[None], int] = {}  # -> its agent key
+        self._bytes = 0
+        self._waiting: tuple[Transmit, bytes | SplicedBundle] | None = None  # taken, no room yet
+        self._running = self._again = self._closed = False
+
+    def run(self) -> None:
+        """Start as many transfers as the window allows."""
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            self._again = True
+            while self._again and not self._closed:
+                self._again = False
+                self._fill()
+        finally:
+            self._running = False
+
+    def _fill(self) -> None:
+        node = self._node
+        agent = node.agent
+        inflight = self._inflight
+        while len(inflight) < SEND_WINDOW and not self._closed:
+            if self._waiting is not None:
+                t, data = self._waiting
+                self._waiting = None
+            else:
+                taken = agent.next_to_send(self.peer, node.clock())
+                if taken is None:
+                    return
+                t = taken
+                try:
+                    data = node._outgoing(t)
+                except ProximaError as exc:
+                    node._failed(t.key, exc)
+                    continue
+            size = len(data)
+            if inflight and self._bytes + size > SEND_WINDOW_BYTES:
+                self._waiting = (t, data)
+                return
+            try:
+                fut = self._start(data)
+            except Exception:  # the link is closing: link_down() follows and closes this pump
+                if isinstance(data, SplicedBundle):
+                    data.close()
+                self._closed = True
+                node._apply(agent.transmit_failed(t.key, node.clock()))
+                return
+            if isinstance(data, SplicedBundle):
+                fut.add_done_callback(functools.partial(_close_spliced, data))
+            inflight[fut] = t.key
+            self._bytes += size
+            fut.add_done_callback(functools.partial(self._sent, t.key, size))
+
+    def _sent(self, key: int, size: int, fut: asyncio.Future[None]) -> None:
+        if self._inflight.pop(fut, None) is None:
+            return  # closed meanwhile: close() gave the bundle back
+        self._bytes -= size
+        node = self._node
+        if fut.cancelled():
+            node._apply(node.agent.transmit_failed(key, node.clock()))
+        elif (exc := fut.exception()) is not None:
+            node._failed(key, exc)
+            self.run()
+        else:
+            node._apply(node.agent.transmitted(key, node.clock()))
+
+    def close(self) -> None:
+        """The link is down: the bundles in flight and the one waiting for room go back to the
+        agent's queue."""
+        self._closed = True
+        node = self._node
+        inflight, self._inflight = self._inflight, {}
+        keys = list(inflight.values())
+        for fut in inflight:
+            fut.cancel()
+        if self._waiting is not None:
+            t, data = self._waiting
+            self._waiting = None
+            keys.append(t.key)
+            if isinstance(data, SplicedBundle):
+                data.close()
+        for key in keys:
+            node._apply(node.agent.transmit_failed(key, node.clock()))
 
 
 def _close_spliced(data: SplicedBundle, fut: asyncio.Future[None]) -> None:

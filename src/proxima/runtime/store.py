@@ -118,7 +118,8 @@ _FILE_NAME: Final = re.compile(r"[0-9a-f]{24}\.bundle")
 _LOCK_NAME: Final = "bundle-store.lock"
 _SAFETY_CHECKPOINT_PAGES: Final = 20_000
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
-_CHECKPOINT_PAUSE_S: Final = 0.2
+_CHECKPOINT_PAUSE_S: Final = 1.0
+"""Seconds between checkpoints at least (a relay's bundles mostly leave within one)."""
 _MAX_FREE_FILES: Final = 256
 """Payload files kept for reuse at most (beyond, removed bundles' files are deleted)."""
 
@@ -1580,8 +1581,9 @@ class _Checkpointer:
     SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold and, with
     its fsyncs, can take tens of milliseconds: too long for a call made from an event loop. This
     thread, on its own connection, runs a PASSIVE checkpoint (which never blocks the writer) at
-    most every 0.2 s after a commit woke it. Durability does not depend on it: a committed
-    transaction is in the log whether or not it was checkpointed.
+    most every second after a commit woke it. Durability does not depend on it: a committed
+    transaction is in the log whether or not it was checkpointed. The pause also spares fsyncs:
+    a payload file whose bundle left before the next checkpoint is never synced.
     """
 
     def __init__(self, path: Path, synchronous: str, payload_dir: Path | None = None) -> None:
