@@ -266,6 +266,47 @@ def test_creation_stamps_never_repeat_across_restarts(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_creation_stamps_are_reserved_ahead_and_never_repeat_when_the_clock_goes_back(
+    tmp_path: Path,
+) -> None:
+    """The store keeps a reservation, not every stamp: one counter write per STAMP_RESERVE_MS,
+    and a restart (even with the clock set back, or with no clock at all) resumes past it."""
+    from proxima.runtime.node import STAMP_RESERVE_MS
+
+    async def main() -> None:
+        clock = Clock()
+        start = clock.now
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+        stamps = []
+        for _ in range(100):
+            await iss.send(POSTS, b"x")
+            assert iss.last_sent is not None
+            stamps.append((iss.last_sent.primary.creation_time, iss.last_sent.primary.sequence))
+            clock.now += 1
+        assert iss.store is not None
+        assert iss.store.counter("agent.creation_time") == start + STAMP_RESERVE_MS  # written once
+        await iss.stop()
+        clock.now = start - 5_000  # set back
+        iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+        await iss.send(POSTS, b"y")
+        assert iss.last_sent is not None
+        after = (iss.last_sent.primary.creation_time, iss.last_sent.primary.sequence)
+        assert after > max(stamps)
+        await iss.stop()
+        clock.now = 0  # no accurate clock: sequence numbers alone, reserved ahead too
+        seen = set()
+        for _ in range(3):
+            iss = make(tmp_path, ISS, clock, routes=(RouteConfig("*", RELAY),))
+            for _ in range(3):
+                await iss.send(POSTS, b"z")
+                assert iss.last_sent is not None
+                seen.add((iss.last_sent.primary.creation_time, iss.last_sent.primary.sequence))
+            await iss.stop()
+        assert len(seen) == 9
+
+    asyncio.run(main())
+
+
 class RefusingLink(MemLink):
     async def send(self, data: bytes) -> None:
         from proxima.errors import LocalError

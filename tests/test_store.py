@@ -348,6 +348,61 @@ def test_store_ids_are_never_reused(tmp_path: Path) -> None:
         assert d and d.store_id > c.store_id
 
 
+def test_most_commits_leave_the_counters_alone(tmp_path: Path) -> None:
+    """Store ids are reserved in blocks and removal statistics written at most once a second
+    (and at close): a commit adding and removing bundles then writes only their rows. Neither
+    shortcut ever lets an id come back, and the statistics are all there after a close."""
+    db = tmp_path / "store.db"
+
+    def stored_counters() -> dict[str, int]:
+        with sqlite3.connect(db) as conn:
+            return dict(conn.execute("SELECT name, value FROM counters").fetchall())
+
+    with open_store(tmp_path) as store:
+        first = store.add(make(1), expiry_ms=FAR)
+        assert first is not None
+        reserved = stored_counters()["store.last_id"]
+        assert reserved > first.store_id  # a block, not the id itself
+        for i in range(2, 12):
+            added = store.add(make(i), expiry_ms=FAR)
+            assert added is not None
+            store.remove(added.store_id, "forwarded")
+        assert stored_counters()["store.last_id"] == reserved  # not written again
+        assert store.stats().removed == {"forwarded": 10}  # counted in memory at once
+        assert stored_counters().get("removed.forwarded", 0) < 10  # written later
+    assert stored_counters()["removed.forwarded"] == 10  # written at close
+    with open_store(tmp_path) as store:
+        assert store.stats().removed == {"forwarded": 10}
+        later = store.add(make(99), expiry_ms=FAR)
+        assert later is not None and later.store_id > reserved
+
+
+def test_expiry_needs_no_index_and_old_stores_lose_theirs(tmp_path: Path) -> None:
+    """Expiry times are kept in memory: a store made with the indexes on them drops them at
+    open (one page fewer per commit), and bundles and known identities still expire."""
+    with open_store(tmp_path) as store:
+        pass
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        conn.execute("CREATE INDEX bundles_by_expiry ON bundles (expiry_ms)")
+        conn.execute("CREATE INDEX known_by_expiry ON known (expiry_ms)")
+    with open_store(tmp_path) as store:
+        short = store.add(make(1), expiry_ms=1_000)
+        long = store.add(make(2), expiry_ms=FAR)
+        assert short is not None and long is not None
+        store.mark_delivered(make(3).id, 2_000)
+        assert store.expire(999) == []
+        assert store.expire(1_500) == [short.store_id]
+        assert store.is_known(make(3).id)
+        store.expire(2_000)
+        assert not store.is_known(make(3).id) and store.has(long.store_id)
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert not indexes & {"bundles_by_expiry", "known_by_expiry"}
+        assert conn.execute("SELECT count(*) FROM known").fetchone() == (0,)
+    with open_store(tmp_path) as store:
+        assert not store.is_known(make(3).id) and store.has(long.store_id)
+
+
 # ---------------------------------------------------------------------------------------------
 # Quota
 

@@ -44,6 +44,11 @@ DTN_EPOCH_UNIX_MS: Final = 946_684_800_000
 _REPORT_DELIVERY: Final = int(BundleFlag.REPORT_DELIVERY)
 _STAMP_TIME: Final = "agent.creation_time"
 _STAMP_SEQ: Final = "agent.sequence"
+STAMP_RESERVE_MS: Final = 2_000
+"""Creation times reserved ahead in the store: after a restart within that time, the node's
+new bundles carry a creation time up to this far ahead of its clock, never one it used."""
+STAMP_RESERVE_SEQ: Final = 1 << 16
+"""Sequence numbers reserved ahead by a node without an accurate clock (creation time 0)."""
 RETRY_DELAY: Final = 0.5
 """Seconds before a bundle whose send failed is queued again."""
 SEND_WINDOW: Final = 1024
@@ -480,10 +485,18 @@ class Node:
     def _apply_actions(self, actions: list[Action]) -> None:
         store = self._require_store()
         stamp = self.agent.sequence_state
-        if stamp != self._saved_stamp:
-            store.set_counter(_STAMP_TIME, stamp[0])
-            store.set_counter(_STAMP_SEQ, stamp[1])
-            self._saved_stamp = stamp
+        saved = self._saved_stamp
+        if (stamp >= saved) if stamp[0] else (stamp[1] >= saved[1]):
+            # Reserve ahead, so that most commits leave the counters' page alone: a restart
+            # resumes after the reservation. The sequence mark never goes down, so a node that
+            # loses its clock (creation time 0) never reuses a sequence number either.
+            if stamp[0]:
+                reserved = (stamp[0] + STAMP_RESERVE_MS, max(saved[1], stamp[1]))
+            else:
+                reserved = (saved[0], stamp[1] + STAMP_RESERVE_SEQ)
+            store.set_counter(_STAMP_TIME, reserved[0])
+            store.set_counter(_STAMP_SEQ, reserved[1])
+            self._saved_stamp = reserved
         # A bundle for a local endpoint comes as Persist then Deliver: store it as a delivery
         # at once (one INSERT) instead of inserting, finding and updating it.
         delivering: dict[Any, EID] | None = None

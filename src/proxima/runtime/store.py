@@ -56,8 +56,10 @@ Tables: ``bundles`` (store id, the five identity columns, destination, received 
 times, size, class, state, next hop, and either ``data`` or ``file``), ``known`` (identities
 of delivered bundles with their expiry, for duplicate suppression across restarts),
 ``counters`` (named integers: ``creation.time``/``creation.seq`` behind
-:meth:`BundleStore.next_creation_stamp`, ``store.last_id`` so that store ids are never reused,
-``removed.<reason>``; other names are the node's) and ``quarantine``.
+:meth:`BundleStore.next_creation_stamp`, ``store.last_id`` so that store ids are never reused
+(reserved a block at a time), ``removed.<reason>`` (statistics, written at most once a second
+and at close); other names are the node's) and ``quarantine``. No table has an index on its
+expiry times: the store keeps them in memory, and every index is one more page per commit.
 
 Times are DTN milliseconds (since 2000-01-01T00:00:00Z). The store needs no decoding of its
 own: the caller gives the identity, destination and expiry it already computed, or passes a
@@ -118,6 +120,10 @@ _FILE_NAME: Final = re.compile(r"[0-9a-f]{24}\.bundle")
 _LOCK_NAME: Final = "bundle-store.lock"
 _SAFETY_CHECKPOINT_PAGES: Final = 20_000
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
+_ID_RESERVE: Final = 4096
+"""Store ids reserved at a time: the counter is written once per this many new rows."""
+_STATS_EVERY_S: Final = 1.0
+"""Statistics counters (``removed.<reason>``) are written with a commit at most this often."""
 _CHECKPOINT_PAUSE_S: Final = 1.0
 """Seconds between checkpoints at least (a relay's bundles mostly leave within one)."""
 _MAX_FREE_FILES: Final = 256
@@ -218,7 +224,7 @@ CREATE TABLE IF NOT EXISTS bundles (
     data BLOB,
     CHECK ((file IS NULL) <> (data IS NULL))
 );
-CREATE INDEX IF NOT EXISTS bundles_by_expiry ON bundles (expiry_ms);
+DROP INDEX IF EXISTS bundles_by_expiry;
 DROP INDEX IF EXISTS bundles_queue;
 DROP INDEX IF EXISTS bundles_files;
 CREATE TABLE IF NOT EXISTS known (
@@ -230,7 +236,7 @@ CREATE TABLE IF NOT EXISTS known (
     expiry_ms INTEGER NOT NULL,
     PRIMARY KEY (source, creation_time, sequence, frag_offset, frag_length)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS known_by_expiry ON known (expiry_ms);
+DROP INDEX IF EXISTS known_by_expiry;
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -268,6 +274,10 @@ _INSERT: Final = (
 )
 """The caller checked the in-memory identities (stored and known) first."""
 _DELETE: Final = "DELETE FROM bundles WHERE id = ?"
+_FORGET: Final = (
+    "DELETE FROM known WHERE source = ? AND creation_time = ? AND sequence = ? "
+    "AND frag_offset = ? AND frag_length = ?"
+)
 _REMEMBER: Final = (
     "INSERT INTO known VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
     "SET expiry_ms = max(expiry_ms, excluded.expiry_ms)"
@@ -453,6 +463,7 @@ class BundleStore:
         self._reserved = 0
         self._last_id = 0
         self._snapshot = (0, 0, 0)
+        self._counters_snapshot: tuple[dict[str, int], set[str]] = ({}, set())
         self._dir_dirty = False
         self._txn_files: set[str] = set()
         self._unlink_after: set[str] = set()
@@ -465,6 +476,8 @@ class BundleStore:
         self._free: list[str] = []
         self._counters: dict[str, int] = {}
         self._dirty_counters: set[str] = set()
+        self._dirty_stats: set[str] = set()
+        self._stats_due = 0.0
         self._writers: set[BundleWriter] = set()
         # Identities held in memory so that duplicate checks need no SELECT: the stored rows
         # (identity -> store id, and back) and the known (delivered) identities with their expiry.
@@ -472,6 +485,9 @@ class BundleStore:
         self._key_by_id: dict[int, _Key] = {}
         self._known_keys: dict[_Key, int] = {}
         self._meta: dict[int, tuple[int, str | None, int]] = {}  # store id -> (size, file, expiry)
+        self._meta_min_expiry = _I63  # no stored bundle expires before (a lower bound)
+        self._known_min_expiry = _I63  # no known identity expires before (a lower bound)
+        self._quarantined_rows = 0
         # Rows added, removed and remembered in the open transaction, written together (one
         # executemany each) before the commit or any other statement: a bundle stored then
         # forwarded before the commit never touches the database at all.
@@ -605,7 +621,9 @@ class BundleStore:
             count, total, top = conn.execute(
                 "SELECT count(*), ifnull(sum(size), 0), ifnull(max(id), 0) FROM bundles"
             ).fetchone()
-            (top_quarantined,) = conn.execute("SELECT ifnull(max(id), 0) FROM quarantine").fetchone()
+            (top_quarantined, self._quarantined_rows) = conn.execute(
+                "SELECT ifnull(max(id), 0), count(*) FROM quarantine"
+            ).fetchone()
             self._counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
             self._load_keys()
         except sqlite3.Error as exc:
@@ -636,6 +654,8 @@ class BundleStore:
             known[(intern(source), ctime, seq, offset, length)] = expiry
         self._id_by_key, self._key_by_id, self._known_keys = id_by_key, key_by_id, known
         self._meta = meta
+        self._meta_min_expiry = min((e for _, _, e in meta.values()), default=_I63)
+        self._known_min_expiry = min(known.values(), default=_I63)
 
     def _forget_row(self, sid: int) -> None:
         key = self._key_by_id.pop(sid, None)
@@ -668,6 +688,7 @@ class BundleStore:
         old = self._known_keys.get(key)
         if old is None or expiry > old:
             self._known_keys[key] = expiry
+            self._known_min_expiry = min(self._known_min_expiry, expiry)
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -684,6 +705,7 @@ class BundleStore:
                 raise _db_error("cannot start a store transaction", exc) from exc
             self._in_txn = True
             self._snapshot = (self._count, self._bytes, self._last_id)
+            self._counters_snapshot = (dict(self._counters), set(self._dirty_stats))
 
     def _end(self) -> None:
         """End a mutating call: commit unless a batch or the deferred mode keeps it open."""
@@ -701,9 +723,13 @@ class BundleStore:
                 if self.synchronous == "FULL":
                     _fsync_dir(self.payload_dir)
                 self._dir_dirty = False
-            if self._counters.get("store.last_id", 0) != self._last_id:
-                self._counters["store.last_id"] = self._last_id
+            if self._counters.get("store.last_id", 0) < self._last_id:
+                self._counters["store.last_id"] = self._last_id + _ID_RESERVE
                 self._dirty_counters.add("store.last_id")
+            if self._dirty_stats and (self._dirty_counters or time.monotonic() >= self._stats_due):
+                self._dirty_counters |= self._dirty_stats
+                self._dirty_stats.clear()
+                self._stats_due = time.monotonic() + _STATS_EVERY_S
             if self._dirty_counters:
                 conn.executemany(
                     "INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -757,8 +783,8 @@ class BundleStore:
         self._unlink_after.clear()
         self._recyclable.clear()
         self._dirty_counters.clear()
-        with contextlib.suppress(sqlite3.Error):
-            self._counters = dict(self._conn.execute("SELECT name, value FROM counters").fetchall())
+        counters, stats = self._counters_snapshot
+        self._counters, self._dirty_stats = dict(counters), set(stats)
         with contextlib.suppress(sqlite3.Error):
             self._load_keys()
 
@@ -946,6 +972,7 @@ class BundleStore:
         row = (sid, *key, destination._text, received, expiry, size, klass, state, next_hop, name, blob)
         self._ins[sid] = row
         self._meta[sid] = (size, name, expiry)
+        self._meta_min_expiry = min(self._meta_min_expiry, expiry)
         if name is not None:
             self._txn_files.add(name)
             self._dir_dirty = True
@@ -1363,21 +1390,36 @@ class BundleStore:
         now = _clamp_i64(_int(now_ms, "now_ms"))
         with self._lock:
             self._check_open()
+            # The expiry times are in memory, with the earliest of each kind: the tables need no
+            # index on them (each index is one more page to write with every commit).
+            rows: list[tuple[int, int, str | None]] = []
+            if now >= self._meta_min_expiry:
+                rows = [(sid, size, name) for sid, (size, name, e) in self._meta.items() if e <= now]
+                self._meta_min_expiry = min((e for _, _, e in self._meta.values() if e > now), default=_I63)
+            keys: list[_Key] = []
+            if now >= self._known_min_expiry:
+                keys = [key for key, e in self._known_keys.items() if e <= now]
+                for key in keys:
+                    del self._known_keys[key]
+                self._known_min_expiry = min(self._known_keys.values(), default=_I63)
+            if not rows and not keys and not self._quarantined_rows:
+                return []
             self._begin()
             self._write_pending()
             conn = self._conn
             try:
-                rows = conn.execute(
-                    "DELETE FROM bundles WHERE expiry_ms <= ? RETURNING id, size, file", (now,)
-                ).fetchall()
-                forgotten = conn.execute("DELETE FROM known WHERE expiry_ms <= ?", (now,)).rowcount
-                gone = conn.execute(
-                    "DELETE FROM quarantine WHERE expiry_ms <= ? RETURNING file", (now,)
-                ).fetchall()
+                if rows:
+                    conn.executemany(_DELETE, [(sid,) for sid, _, _ in rows])
+                if keys:
+                    conn.executemany(_FORGET, keys)
+                gone = []
+                if self._quarantined_rows:
+                    gone = conn.execute(
+                        "DELETE FROM quarantine WHERE expiry_ms <= ? RETURNING file", (now,)
+                    ).fetchall()
+                    (self._quarantined_rows,) = conn.execute("SELECT count(*) FROM quarantine").fetchone()
             except sqlite3.Error as exc:
                 raise self._fail("expiring bundles", exc) from exc
-            if forgotten:  # the table mirrors the dict: rebuild it only when some expired
-                self._known_keys = {k: e for k, e in self._known_keys.items() if e > now}
             for sid, size, name in rows:
                 self._forget_row(sid)
                 self._count -= 1
@@ -1402,6 +1444,7 @@ class BundleStore:
             ).fetchall()
         except sqlite3.Error as exc:
             raise self._fail("quarantining a bundle", exc) from exc
+        self._quarantined_rows += 1
         if rows:
             self._forget_row(store_id)
             self._count -= 1
@@ -1414,8 +1457,11 @@ class BundleStore:
     # -- counters -----------------------------------------------------------------------------
 
     def _bump(self, name: str, delta: int) -> None:
+        """Count into a statistics counter: written with the next commit that writes counters
+        anyway, or after :data:`_STATS_EVERY_S`, so that most commits leave the counters
+        alone. A process killed may lose the last second of counts, never a bundle."""
         self._counters[name] = self._counters.get(name, 0) + delta
-        self._dirty_counters.add(name)
+        self._dirty_stats.add(name)
 
     def counter(self, name: str) -> int:
         """A node counter (0 when never set)."""
@@ -1506,6 +1552,9 @@ class BundleStore:
             for writer in list(self._writers):
                 writer.abort()
             try:
+                if self._dirty_stats:
+                    self._begin()
+                    self._stats_due = 0.0
                 self._commit()
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("PRAGMA optimize")
