@@ -23,7 +23,14 @@ from hypothesis import strategies as st
 from proxima import speedups
 from proxima.bpv7 import EID
 from proxima.cli import main
-from proxima.client import NodeClient, NodeConnectionError, NodeRequestError, PingResult, parse_address
+from proxima.client import (
+    NodeClient,
+    NodeConnectionError,
+    NodeRequestError,
+    PingResult,
+    Received,
+    parse_address,
+)
 from proxima.errors import LocalError
 from proxima.runtime.appif import MAX_ATTACHMENT, MAX_BATCH, AppInterface, echo_endpoint
 from proxima.runtime.config import NodeConfig, RouteConfig
@@ -475,6 +482,52 @@ def test_binary_send_and_recv_round_trip_raw(tmp_path: Path) -> None:
             await raw.close()
 
     run(tmp_path, body)
+
+
+def test_batched_recv_raw(tmp_path: Path) -> None:
+    """``batch``: bundles handed over together come as one ``bundles`` event, their payloads
+    one attachment; without ``binary`` the request is refused."""
+
+    async def body(p: Pair) -> None:
+        raw = await Raw.open(p.ground_app)
+        try:
+            await raw.request(id=1, op="recv", endpoint="ipn:3.7", batch=True)
+            refused = await raw.answer()
+            assert refused["code"] == "bad_request" and "'batch' needs 'binary'" in refused["error"]
+            payloads = [EVERY_BYTE, b"", b"\n"]
+            for i, data in enumerate(payloads):
+                await raw.send_bin(data, id=10 + i, op="send", to="ipn:3.7", bin=len(data), lifetime_s=60)
+                assert (await raw.answer())["ok"] is True
+            await until(lambda: p.ground.pending_deliveries(POSTS) == 3)
+            await raw.request(id=2, op="recv", endpoint="ipn:3.7", count=3, binary=True, batch=True)
+            event, done = await raw.answer(), await raw.answer()
+            assert event["event"] == "bundles" and event["endpoint"] == "ipn:3.7"
+            assert event["bin"] == b"".join(payloads)
+            assert [item[-1] for item in event["bundles"]] == [len(d) for d in payloads]
+            source, destination, _, _, lifetime, flags, _ = event["bundles"][0]
+            assert (source, destination, lifetime, flags) == ("ipn:3.0", "ipn:3.7", 60_000, 0)
+            assert [item[3] for item in event["bundles"]] == sorted(item[3] for item in event["bundles"])
+            assert done == {"id": 2, "ok": True, "count": 3}
+            assert p.ground.pending_deliveries(POSTS) == 0
+        finally:
+            await raw.close()
+
+    run(tmp_path, body)
+
+
+def test_a_malformed_bundles_event_is_a_protocol_error() -> None:
+    good = {"endpoint": "ipn:3.7", "bundles": [["ipn:1.0", "ipn:3.7", 5, 0, 60, 0, 2]], "bin": b"ok"}
+    (only,) = Received.many_from_message(good)
+    assert (only.source, only.sequence, only.payload) == ("ipn:1.0", 0, b"ok")
+    for bad in (
+        {**good, "bin": b"o"},  # shorter than said
+        {**good, "bin": b"okk"},  # longer
+        {**good, "bundles": [["ipn:1.0", "ipn:3.7", 5, 0, 60, 0, -1]]},
+        {**good, "bundles": [["ipn:1.0", 5]]},
+        {**good, "bin": 2},
+    ):
+        with pytest.raises(NodeRequestError, match="malformed bundles event"):
+            Received.many_from_message(bad)
 
 
 def test_client_payloads_with_newlines_and_every_byte_value(tmp_path: Path) -> None:

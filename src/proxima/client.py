@@ -169,6 +169,41 @@ class Received:
         except (KeyError, TypeError, ValueError) as exc:
             raise NodeRequestError(f"the node sent a malformed bundle event: {exc}", code="protocol") from exc
 
+    @classmethod
+    def many_from_message(cls, msg: Message) -> list[Received]:
+        """Build from a ``bundles`` event (several bundles, their payloads in one attachment);
+        raises :class:`NodeRequestError` if it is malformed."""
+        try:
+            endpoint = str(msg["endpoint"])
+            data = _attached(msg)
+            out: list[Received] = []
+            at = 0
+            for source, destination, created, seq, lifetime, flags, length in msg["bundles"]:
+                if type(length) is not int or length < 0:
+                    raise ValueError(f"a payload length must be a non-negative integer, not {length!r}")
+                end = at + length
+                if end > len(data):
+                    raise ValueError("the payloads are shorter than their lengths say")
+                out.append(
+                    cls(
+                        endpoint,
+                        str(source),
+                        str(destination),
+                        int(created),
+                        int(seq),
+                        int(lifetime),
+                        int(flags),
+                        data[at:end],
+                    )
+                )
+                at = end
+            if at != len(data):
+                raise ValueError("the payloads are longer than their lengths say")
+        except (KeyError, TypeError, ValueError) as exc:
+            problem = f"the node sent a malformed bundles event: {exc}"
+            raise NodeRequestError(problem, code="protocol") from exc
+        return out
+
 
 @dataclass(frozen=True)
 class PingReply:
@@ -585,6 +620,7 @@ class NodeClient:
             count=count - taken if count else 0,
             timeout_s=timeout,
             binary=True,
+            batch=True,
             save_dir=None if save_dir is None else str(Path(save_dir).resolve()),
         )
 
@@ -594,6 +630,9 @@ class NodeClient:
             if isinstance(item, dict) and item.get("event") == "bundle":
                 with contextlib.suppress(NodeRequestError):
                     left.append(Received.from_message(item))
+            elif isinstance(item, dict) and item.get("event") == "bundles":
+                with contextlib.suppress(NodeRequestError):
+                    left.extend(Received.many_from_message(item))
             elif not isinstance(item, dict) or "ok" in item or "error" in item:
                 drained.set()
                 if self._draining.get(key) is drained:
@@ -604,7 +643,15 @@ class NodeClient:
                 msg = await request.next()
                 if request.done:
                     return
-                if msg.get("event") == "bundle":
+                event = msg.get("event")
+                if event == "bundles":
+                    many = deque(Received.many_from_message(msg))
+                    try:
+                        while many:
+                            yield many.popleft()
+                    finally:
+                        left.extend(many)  # stopped early: kept for the next recv
+                elif event == "bundle":
                     yield Received.from_message(msg)
         finally:
             if not request.done:

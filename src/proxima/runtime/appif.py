@@ -44,6 +44,12 @@ Requests and their answers::
            without "binary": true the events carry "payload": "<base64>" instead of "bin";
            with "save_dir": "/absolute/dir" each payload is written to a new file there instead,
            and the event carries "file": "/absolute/dir/NAME" and "length": N)
+        with "binary": true and "batch": true, the bundles handed over together come as one event:
+        -> {"id": 4, "event": "bundles", "endpoint": "ipn:2.7", "bundles": [["ipn:3.1", "ipn:2.7",
+            780000000000, 0, 86400000, 0, 5], ...], "bin": 7}\n<5 bytes><2 bytes>
+           (each item: source, destination, creation time, sequence, lifetime in ms, flags and
+           payload length; the attachment is the payloads one after the other. A payload the
+           store keeps in a file still comes alone, as a "bundle" event)
     {"id": 5, "op": "status"}  -> {"id": 5, "ok": true, "status": {...Node.status(), "app": {...}}}
     {"id": 6, "op": "ping", "to": "ipn:3.0", "count": 4, "size": 64, "timeout_s": 10, "interval_s": 1}
         -> {"id": 6, "event": "reply", "seq": 0, "rtt_ms": 12.5, "bytes": 64, "from": "ipn:3.2047"}
@@ -871,6 +877,16 @@ class _SendArgs:
         if not self.source.is_none and self.source.node_id != own:
             raise _BadRequest(f"{op}: 'source' {self.source} is not an endpoint of this node ({own})")
 
+    @classmethod
+    def plain(cls, node: Node, to: EID, payload: bytes) -> _SendArgs:
+        """A send with every option at its default: the common ``send_many`` item, checked
+        without going through each option."""
+        args = cls.__new__(cls)
+        args.to, args.payload, args.file = to, payload, None
+        args.lifetime_ms, args.report_to, args.flags, args.klass = 86_400_000, DTN_NONE, 0, None
+        args.source = node.agent.node_id
+        return args
+
     def send(self, node: Node) -> tuple[asyncio.Future[None], Message]:
         """Hand the bundle to the node: its durability future and its identity."""
         if self.file is not None:
@@ -922,6 +938,10 @@ def _op_send_many(conn: _Connection, rid: RequestId, req: Message) -> None:
     for i, item in enumerate(bundles):
         if not isinstance(item, dict):
             raise _BadRequest(f"send_many: bundles[{i}] is not an object")
+        if len(item) == 2 and type(payload := item.get("bin")) is bytes and type(to := item.get("to")) is str:
+            with contextlib.suppress(InvalidEndpointID):
+                checked.append(_SendArgs.plain(node, _parse_eid(to), payload))
+                continue
         checked.append(_SendArgs(node, {**item, "op": f"send_many: bundles[{i}]"}))
     durables: list[asyncio.Future[None]] = []
     sent: list[Message] = []
@@ -956,6 +976,9 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
     count = _int(req, "count", 0, 1 << 32, 1)
     timeout = _seconds(req, "timeout_s", None)
     binary: bool = _get(req, "binary", bool, False)
+    batch: bool = _get(req, "batch", bool, False)
+    if batch and not binary:
+        raise _BadRequest("recv: 'batch' needs 'binary'")
     save_text: str | None = _get(req, "save_dir", str, None)
     save_dir = None if save_text is None else _absolute(save_text, "recv: 'save_dir'")
     if save_dir is not None and not save_dir.is_dir():
@@ -984,7 +1007,9 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
             handed = True
             written = await asyncio.shield(
                 app.background(
-                    _hand_over_many(conn, req.get("id"), endpoint, deliveries, lock, binary, save_dir)
+                    _hand_over_many(
+                        conn, req.get("id"), endpoint, deliveries, lock, binary, save_dir, batch
+                    )
                 )
             )
         finally:
@@ -1066,6 +1091,7 @@ async def _hand_over_many(
     lock: asyncio.Lock,
     binary: bool,
     save_dir: Path | None = None,
+    batch: bool = False,
 ) -> int:
     """Write bundles to the client in one go, then acknowledge them to the node together
     (without waiting for that to be durable).
@@ -1081,8 +1107,9 @@ async def _hand_over_many(
         prefix = '{"id":' + json.dumps(rid) + ',"event":"bundle","endpoint":' + _json_eid(endpoint)
         pieces: list[bytes] = []
         stream: PayloadFile | None = None
-        size = written = 0
-        for delivery in deliveries:
+        size = 0
+        written = _batch_event(rid, endpoint, deliveries, pieces) if batch and save_dir is None else 0
+        for delivery in deliveries if not written else ():
             if written and (size >= RECV_BATCH_BYTES or (binary and delivery.payload_file is not None)):
                 break
             saved = None
@@ -1136,6 +1163,30 @@ async def _hand_over_many(
         # before it, the bundles are delivered again (at least once).
         durable.add_done_callback(_retrieve)
     return len(acked)
+
+
+def _batch_event(rid: RequestId, endpoint: EID, deliveries: list[Delivery], pieces: list[bytes]) -> int:
+    """Append to ``pieces`` one ``bundles`` event and its attachment for the first deliveries
+    held in memory (up to :data:`RECV_BATCH_BYTES` of payload, one at least); how many it
+    holds (0 when the first one's payload is in a file: it goes alone, as a ``bundle`` event)."""
+    items: list[list[object]] = []
+    payloads: list[bytes] = []
+    size = 0
+    for delivery in deliveries:
+        if delivery.payload_file is not None or (items and size + delivery.payload_length > RECV_BATCH_BYTES):
+            break
+        p = delivery.bundle.primary
+        payload = delivery.bundle.payload
+        fields = [str(p.source), str(p.destination), p.creation_time, p.sequence, p.lifetime, int(p.flags)]
+        items.append([*fields, len(payload)])
+        payloads.append(payload)
+        size += len(payload)
+    if not items:
+        return 0
+    head = {"id": rid, "event": "bundles", "endpoint": str(endpoint), "bundles": items, "bin": size}
+    pieces.append(json.dumps(head, separators=(",", ":")).encode() + b"\n")
+    pieces.extend(payloads)
+    return len(items)
 
 
 async def _op_status(conn: _Connection, req: Message, emit: Emit) -> Message:
