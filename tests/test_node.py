@@ -561,3 +561,35 @@ def test_an_endpoint_handler_takes_bundles_as_they_arrive(
         await ground.stop()
 
     asyncio.run(main())
+
+
+def test_a_bundle_received_in_one_piece_is_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes a link hands over in one piece are the bytes the node decodes and stores;
+    pieces are joined once."""
+
+    async def main() -> None:
+        clock = Clock()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,))
+        seen: list[bytes] = []
+        real = ground.accept
+        monkeypatch.setattr(ground, "accept", lambda data, link=None: (seen.append(data), real(data, link)))
+        sent = []
+        for seq in range(2):
+            primary = PrimaryBlock(POSTS, ISS, ISS, clock.now, seq, 60_000)
+            data = encode_bundle(Bundle(primary, (payload_block(b"x" * 999),)))
+            sent.append(data)
+            incoming = ground.open_incoming(None, len(data))
+            if seq == 0:
+                incoming.write(data)
+            else:
+                incoming.write(data[:500])
+                incoming.write(memoryview(data)[500:])
+            await incoming.commit()
+            assert seen[-1] == data
+        assert seen[0] is sent[0]  # the very object the link wrote
+        assert ground.pending_deliveries(POSTS) == 2
+        await ground.stop()
+
+    asyncio.run(main())

@@ -221,15 +221,17 @@ class _Streamed:
 
 
 class _Incoming:
-    """A bundle arriving from a link: bytes accumulate (or stream to a file once the bundle is
-    large), commit decodes and persists."""
+    """A bundle arriving from a link: its pieces accumulate (or stream to a file once the bundle
+    is large), commit decodes and persists. A bundle that came in one piece is used as it came,
+    never copied."""
 
-    __slots__ = ("_buf", "_link", "_node", "_stream")
+    __slots__ = ("_link", "_node", "_pieces", "_size", "_stream")
 
     def __init__(self, node: Node, link: Link | None, length: int | None = None) -> None:
         self._node = node
         self._link = link
-        self._buf = bytearray()
+        self._pieces: list[bytes] = []
+        self._size = 0
         self._stream: _Streamed | None = None
         if length is not None and length > STREAM_THRESHOLD:
             self._stream = node.open_stream(length)
@@ -239,14 +241,16 @@ class _Incoming:
         if stream is not None:
             stream.write(data)
             return
-        self._buf += data
+        self._pieces.append(data if type(data) is bytes else bytes(data))
+        self._size += len(data)
         quota = self._node.config.quota_bytes
-        if quota is not None and len(self._buf) > quota:
+        if quota is not None and self._size > quota:
             raise StoreError("the bundle is larger than the whole store quota", reason=4)
-        if len(self._buf) > STREAM_THRESHOLD:
+        if self._size > STREAM_THRESHOLD:
             self._stream = stream = self._node.open_stream(None)
-            buf, self._buf = self._buf, bytearray()
-            stream.write(buf)
+            pieces, self._pieces, self._size = self._pieces, [], 0
+            for piece in pieces:
+                stream.write(piece)
 
     async def commit(self) -> None:
         await self.commit_nowait()
@@ -258,13 +262,12 @@ class _Incoming:
         if stream is not None:
             self._node.accept_streamed(stream, self._link)
             return self._node.durable()
-        data = bytes(self._buf)
-        self._buf = bytearray()
-        self._node.accept(data, self._link)
+        pieces, self._pieces, self._size = self._pieces, [], 0
+        self._node.accept(pieces[0] if len(pieces) == 1 else b"".join(pieces), self._link)
         return self._node.durable()
 
     def abort(self) -> None:
-        self._buf = bytearray()
+        self._pieces, self._size = [], 0
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.writer.abort()
