@@ -14,8 +14,9 @@ application interface to the last bundle read with ``recv`` from the ground node
 Measured:
 
 1. 1 KB bundles per second sustained over ``--count`` bundles (default 100,000; ``--quick``
-   10,000), the sends pipelined over several connections in ``send_many`` batches of
-   ``--batch`` bundles (default 64; 1: one ``send`` per bundle), and whether every bundle
+   10,000), the sends pipelined over several connections (``--window`` bundles outstanding,
+   default 1,024) in ``send_many`` batches of ``--batch`` bundles (default 256; 1: one ``send``
+   per bundle), and whether every bundle
    arrived exactly once (each payload carries its index);
 2. MB/s and Gbit/s for bundles of 10 KB, 60 KB, 10 MB and 1 GB (sizes binary: 1 KB = 1,024
    payload bytes; rates decimal: 1 MB/s = 10^6 B/s), with the peak RSS of every node
@@ -1137,12 +1138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "files at least 2, --quick 1)"
         ),
     )
-    ap.add_argument("--window", type=int, default=256, help="outstanding 1-KB bundles (default 256)")
+    ap.add_argument("--window", type=int, default=1024, help="outstanding 1-KB bundles (default 1024)")
     ap.add_argument(
         "--batch",
         type=int,
-        default=64,
-        help="1-KB bundles per send_many request (default 64; 1: one send request per bundle)",
+        default=256,
+        help="1-KB bundles per send_many request (default 256; 1: one send request per bundle)",
     )
     ap.add_argument("--conns", type=int, default=2, help="sender connections for 1-KB bundles (default 2)")
     ap.add_argument(
