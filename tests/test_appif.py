@@ -292,6 +292,27 @@ def test_ping_without_a_path_times_out(tmp_path: Path) -> None:
     run(tmp_path, body, joined=False)
 
 
+def test_a_send_to_the_own_echo_endpoint_answers_its_own_identity(tmp_path: Path) -> None:
+    """The echo answers in the same turn as the send: the identity the send reports is still
+    the request's, not that of the reply made meanwhile."""
+
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground:
+            for sent in [
+                await ground.send("ipn:3.2047", b"echo me"),
+                *(await ground.send_many([("ipn:3.2047", b"echo me")])),
+            ]:
+                reply = await p.ground.take(GROUND, timeout=5)  # the echo comes back to ipn:3.0
+                assert reply is not None and reply.bundle.payload == b"echo me"
+                r = reply.bundle.primary
+                assert str(r.source) == "ipn:3.2047"
+                assert (sent.creation_time, sent.sequence) != (r.creation_time, r.sequence)
+                assert (sent.creation_time, sent.sequence) < (r.creation_time, r.sequence)
+                await p.ground.ack(GROUND, reply.store_id)
+
+    run(tmp_path, body)
+
+
 def test_a_node_pings_itself_and_dtn_nodes_have_an_echo_endpoint(tmp_path: Path) -> None:
     async def body(p: Pair) -> None:
         async with await p.client(p.ground_app) as ground:
@@ -506,7 +527,8 @@ def test_batched_recv_raw(tmp_path: Path) -> None:
             assert [item[-1] for item in event["bundles"]] == [len(d) for d in payloads]
             source, destination, _, _, lifetime, flags, _ = event["bundles"][0]
             assert (source, destination, lifetime, flags) == ("ipn:3.0", "ipn:3.7", 60_000, 0)
-            assert [item[3] for item in event["bundles"]] == sorted(item[3] for item in event["bundles"])
+            stamps = [(item[2], item[3]) for item in event["bundles"]]
+            assert stamps == sorted(stamps) and len(set(stamps)) == 3  # in the order sent
             assert done == {"id": 2, "ok": True, "count": 3}
             assert p.ground.pending_deliveries(POSTS) == 0
         finally:

@@ -542,14 +542,17 @@ class _Connection:
         durables: list[asyncio.Future[None]],
         result: Message,
         failure: tuple[str, str] | None = None,
+        bundles: list[int] | None = None,
     ) -> None:
         """Answer ``result`` once every future in ``durables`` is done: an error if one failed,
         or the error ``failure`` (message, code) with ``result`` as extra fields when given.
+        ``bundles`` says how many bundles each future stands for (one each by default).
 
         The futures are never cancelled from here: a bundle handed to the node is made durable
         even if the client goes away."""
         remaining = len(durables)
-        self._pending_sends += remaining
+        weights = [1] * remaining if bundles is None else bundles
+        self._pending_sends += sum(weights)
         if self._pending_sends >= MAX_PENDING_SENDS:
             self._send_room.clear()
 
@@ -569,10 +572,10 @@ class _Connection:
             else:
                 self.post_message({"id": rid, "ok": True, **result})
 
-        def one_done(_: asyncio.Future[None]) -> None:
+        def one_done(weight: int, _: asyncio.Future[None]) -> None:
             nonlocal remaining
             remaining -= 1
-            self._pending_sends -= 1
+            self._pending_sends -= weight
             if self._pending_sends < MAX_PENDING_SENDS // 2:
                 self._send_room.set()
             if remaining == 0:
@@ -580,8 +583,8 @@ class _Connection:
 
         if not durables:
             finish()
-        for fut in durables:
-            fut.add_done_callback(one_done)
+        for fut, weight in zip(durables, weights, strict=True):
+            fut.add_done_callback(functools.partial(one_done, weight))
 
     def cancel(self, target: str | int) -> bool:
         task = self._by_id.get(target)
@@ -887,8 +890,10 @@ class _SendArgs:
         args.source = node.agent.node_id
         return args
 
-    def send(self, node: Node) -> tuple[asyncio.Future[None], Message]:
-        """Hand the bundle to the node: its durability future and its identity."""
+    def send(self, node: Node, wait: bool = True) -> tuple[asyncio.Future[None] | None, Message]:
+        """Hand the bundle to the node: its durability future and its identity. Without
+        ``wait`` a bundle in memory gets no future of its own (None): the caller waits on
+        ``node.durable()`` once for all it sent in this turn."""
         if self.file is not None:
             (created, sequence), durable = node.start_send_file(
                 self.to,
@@ -900,7 +905,7 @@ class _SendArgs:
                 klass=self.klass,
             )
             return durable, {"source": str(self.source), "creation_time": created, "sequence": sequence}
-        durable = node.send(
+        p = node.originate(
             self.to,
             self.payload,
             source=self.source,
@@ -908,9 +913,9 @@ class _SendArgs:
             report_to=self.report_to,
             flags=self.flags,
             klass=self.klass,
-        )
-        created, sequence = node.agent.sequence_state  # set by the send above
-        return durable, {"source": str(self.source), "creation_time": created, "sequence": sequence}
+        ).primary
+        identity = {"source": str(self.source), "creation_time": p.creation_time, "sequence": p.sequence}
+        return (node.durable() if wait else None), identity
 
 
 def _absolute(text: str, what: str) -> Path:
@@ -923,7 +928,7 @@ def _absolute(text: str, what: str) -> Path:
 def _op_send(conn: _Connection, rid: RequestId, req: Message) -> None:
     node = conn.app.node
     durable, sent = _SendArgs(node, req).send(node)
-    conn.answer_when_durable(rid, req, [durable], sent)
+    conn.answer_when_durable(rid, req, [node.durable() if durable is None else durable], sent)
 
 
 def _op_send_many(conn: _Connection, rid: RequestId, req: Message) -> None:
@@ -946,15 +951,23 @@ def _op_send_many(conn: _Connection, rid: RequestId, req: Message) -> None:
     durables: list[asyncio.Future[None]] = []
     sent: list[Message] = []
     failure: tuple[str, str] | None = None
+    in_memory = 0  # bundles sent without a future of their own: one wait covers them
     for i, args in enumerate(checked):
         try:
-            durable, identity = args.send(node)
+            durable, identity = args.send(node, wait=False)
         except ProximaError as exc:
             failure = (f"send_many: bundles[{i}]: {exc} (the {i} before it were sent)", _error_code(exc))
             break
-        durables.append(durable)
+        if durable is None:
+            in_memory += 1
+        else:
+            durables.append(durable)
         sent.append(identity)
-    conn.answer_when_durable(rid, req, durables, {"sent": sent}, failure)
+    weights = [1] * len(durables)
+    if in_memory:
+        durables.append(node.durable())
+        weights.append(in_memory)
+    conn.answer_when_durable(rid, req, durables, {"sent": sent}, failure, weights)
 
 
 def _class(req: Message) -> int | None:

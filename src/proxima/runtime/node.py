@@ -976,6 +976,31 @@ class Node:
         klass: int | None = None,
     ) -> asyncio.Future[None]:
         """Originate a bundle; the returned future resolves once it is durable."""
+        self.originate(
+            destination,
+            payload,
+            source=source,
+            lifetime_ms=lifetime_ms,
+            report_to=report_to,
+            flags=flags,
+            klass=klass,
+        )
+        return self.durable()
+
+    def originate(
+        self,
+        destination: EID,
+        payload: bytes,
+        *,
+        source: EID | None = None,
+        lifetime_ms: int = 86_400_000,
+        report_to: EID = DTN_NONE,
+        flags: int = 0,
+        klass: int | None = None,
+    ) -> Bundle:
+        """:meth:`send` without its own durability future: a caller originating many bundles
+        in one event-loop turn waits once, on :meth:`durable`, which covers them all. Returns
+        the bundle (its creation timestamp identifies it)."""
         self._check_failed()
         self._check_room(len(payload) + 100, None)
         bundle, actions = self.agent.send(
@@ -988,9 +1013,9 @@ class Node:
             flags=flags,
             klass=klass,
         )
-        self._apply(actions)
+        self._apply(actions)  # may hand bundles to handlers, which may send bundles of their own
         self.last_sent = bundle
-        return self.durable()
+        return bundle
 
     async def send_file(
         self,
@@ -1043,7 +1068,7 @@ class Node:
         except OSError as exc:
             raise LocalError(f"{path}: cannot read the file to send: {exc.strerror}") from exc
         if payload is not None:
-            durable = self.send(
+            p = self.originate(
                 destination,
                 payload,
                 source=source,
@@ -1051,8 +1076,8 @@ class Node:
                 report_to=report_to,
                 flags=flags,
                 klass=klass,
-            )
-            return self.agent.sequence_state, durable
+            ).primary
+            return (p.creation_time, p.sequence), self.durable()
         store = self._require_store()
         self._check_room(size + 1024, None)
         now = self.clock()
