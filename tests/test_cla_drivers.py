@@ -347,6 +347,58 @@ def test_tcpcl_refuses_when_commit_raises(error: Exception, reason: int, text: s
     run(body)
 
 
+class SharedCommitIncoming(MemoryIncoming):
+    """An incoming bundle whose commit resolves with everyone else's: one future per group."""
+
+    def commit_nowait(self) -> asyncio.Future[None]:
+        sink = self.sink
+        assert isinstance(sink, SharedCommitSink)
+        sink.bundles.append(b"".join(self.parts))
+        sink.commits += 1
+        return sink.shared
+
+
+class SharedCommitSink(MemorySink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.commits = 0
+
+    def open_incoming(self, link: Link | None, length: int | None) -> MemoryIncoming:
+        return SharedCommitIncoming(self, link, length)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_tcpcl_acknowledges_a_group_commit_s_bundles_together(fails: bool) -> None:
+    """Bundles waiting for the same commit are acknowledged (or refused) when it ends, each
+    once, none before."""
+
+    async def body() -> None:
+        sink = SharedCommitSink()
+        server = await tcpcl_listen(HOST, 0, TcpclConfig(node_id=SERVER_NODE), sink)
+        client = await tcpcl_connect(HOST, port_of(server), TcpclConfig(node_id=CLIENT_NODE), MemorySink())
+        link = await sink.wait_up()
+        assert isinstance(link, TcpclLink)
+        sends = [client.send_future(f"bundle {i}".encode()) for i in range(5)]
+        await until(lambda: sink.commits == 5)
+        await asyncio.sleep(0.05)
+        assert not any(f.done() for f in sends)  # durable only when the commit ends
+        if fails:
+            sink.shared.set_exception(StoreError("the commit failed"))
+        else:
+            sink.shared.set_result(None)
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        if fails:
+            assert all(isinstance(r, TransferRefusedError) for r in results)
+            assert link.bundles_refused == 5
+        else:
+            assert results == [None] * 5
+            assert link.bundles_received == 5
+        await close_all(server, client)
+
+    run(body)
+
+
 def test_tcpcl_refuses_when_write_raises_mid_transfer() -> None:
     async def body() -> None:
         server, server_sink, _, _, client = await tcpcl_pair(

@@ -222,6 +222,9 @@ class TcpclLink(asyncio.Protocol):
         self._current: tuple[int, memoryview | SplicedBundle, int] | None = None
         self._tx: dict[int, asyncio.Future[None]] = {}
         self._rx: dict[int, IncomingBundle] = {}
+        # Received bundles waiting for the same group commit, and the future of that commit.
+        self._durable_wait: asyncio.Future[None] | None = None
+        self._durable_batch: list[tuple[int, IncomingBundle]] = []
         self._tasks = _Tasks()
         self._tls_early: list[bytes] | None = None  # not None while the TLS handshake runs
         self._up = False
@@ -544,13 +547,18 @@ class TcpclLink(asyncio.Protocol):
                 self._tasks.spawn(self._commit(transfer_id, incoming))
                 return
             # The node's fast path: the bundle is checked and applied now, and only its
-            # durability is waited for, with a callback instead of a task per bundle.
+            # durability is waited for, with one callback for all the bundles of a commit.
             try:
                 durable: asyncio.Future[None] = start()
             except Exception as exc:
                 self._committed(transfer_id, incoming, exc)
                 return
-            durable.add_done_callback(functools.partial(self._commit_done, transfer_id, incoming))
+            if durable is self._durable_wait:
+                self._durable_batch.append((transfer_id, incoming))
+                return
+            batch = [(transfer_id, incoming)]
+            self._durable_wait, self._durable_batch = durable, batch
+            durable.add_done_callback(functools.partial(self._commit_done, batch))
 
     def _refuse(self, transfer_id: int, exc: BaseException, conn: TcpclConnection) -> None:
         reason = refusal_reason(exc)
@@ -573,12 +581,18 @@ class TcpclLink(asyncio.Protocol):
         else:
             self._committed(transfer_id, incoming, None)
 
-    def _commit_done(self, transfer_id: int, incoming: IncomingBundle, durable: asyncio.Future[None]) -> None:
+    def _commit_done(
+        self, batch: list[tuple[int, IncomingBundle]], durable: asyncio.Future[None]
+    ) -> None:
+        if durable is self._durable_wait:
+            self._durable_wait = None
         if durable.cancelled():
-            self._gate.finished(None if self._finished else self._transport)
+            for _ in batch:
+                self._gate.finished(None if self._finished else self._transport)
             return
         exc = durable.exception()
-        self._committed(transfer_id, incoming, exc if isinstance(exc, Exception) else None)
+        for transfer_id, incoming in batch:
+            self._committed(transfer_id, incoming, exc if isinstance(exc, Exception) else None)
 
     def _committed(self, transfer_id: int, incoming: IncomingBundle, exc: Exception | None) -> None:
         """A received bundle is durable (``exc`` None): acknowledge it; else refuse it."""

@@ -253,18 +253,19 @@ class _Incoming:
                 stream.write(piece)
 
     async def commit(self) -> None:
-        await self.commit_nowait()
+        await asyncio.shield(self.commit_nowait())
 
     def commit_nowait(self) -> asyncio.Future[None]:
         """:meth:`commit` without a coroutine: check and apply the bundle now (raising
-        BundleError or StoreError), then the future resolves once it is durable."""
+        BundleError or StoreError), then the future resolves once it is durable. The future is
+        shared by every bundle of the same group commit: wait on it, never cancel it."""
         stream, self._stream = self._stream, None
         if stream is not None:
             self._node.accept_streamed(stream, self._link)
-            return self._node.durable()
+            return self._node.durable_shared()
         pieces, self._pieces, self._size = self._pieces, [], 0
         self._node.accept(pieces[0] if len(pieces) == 1 else b"".join(pieces), self._link)
-        return self._node.durable()
+        return self._node.durable_shared()
 
     def abort(self) -> None:
         self._pieces, self._size = [], 0
@@ -308,6 +309,7 @@ class Node:
         self._applying = 0
         self._handing_over = False
         self._flush_waiters: list[asyncio.Future[None]] = []
+        self._shared_waiter: asyncio.Future[None] | None = None
         self.last_sent: Bundle | None = None
         self._saved_stamp: tuple[int, int] = (0, -1)
         self._links: dict[Link, asyncio.Task[None] | None] = {}  # None: fed by a pump
@@ -432,7 +434,17 @@ class Node:
         self._flush_waiters.append(fut)
         return fut
 
+    def durable_shared(self) -> asyncio.Future[None]:
+        """:meth:`durable` for callers that only wait: one future for everyone until the next
+        commit, so a link acknowledging a burst of bundles registers one callback, not one per
+        bundle. Cancelling it would cancel it for all of them: never do."""
+        fut = self._shared_waiter
+        if fut is None or fut.done():
+            fut = self._shared_waiter = self.durable()
+        return fut
+
     def _flush(self) -> None:
+        self._shared_waiter = None
         waiters, self._flush_waiters = self._flush_waiters, []
         error: StoreError | None = None
         try:
