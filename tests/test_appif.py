@@ -1166,6 +1166,78 @@ def test_files_of_any_size_go_in_and_out_without_passing_through_the_connection(
     run(tmp_path, body)
 
 
+def test_only_the_node_s_own_user_may_have_it_read_or_write_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node reads "file" and writes "save_dir" with its own rights: a client run by another
+    user is refused them (the kernel's socket table says who runs it), and keeps the rest."""
+    import os
+
+    from proxima.runtime import appif
+
+    (tmp_path / "secret.txt").write_bytes(b"not for you")
+    monkeypatch.setattr(appif, "peer_uid", lambda local, peer: os.getuid() + 1)
+
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            with pytest.raises(NodeRequestError, match="not as the node's user") as info:
+                await iss.send_file(POSTS, tmp_path / "secret.txt")
+            assert info.value.code == "refused"
+            items = [{"to": str(POSTS), "payload": "eA=="}, {"to": str(POSTS), "file": "/etc/hostname"}]
+            with pytest.raises(NodeRequestError, match=r"bundles\[1\]: 'file': this client runs as user"):
+                await iss.call("send_many", bundles=items)
+            with pytest.raises(NodeRequestError, match="recv: 'save_dir': this client runs as user"):
+                await ground.recv(POSTS, count=1, timeout=1, save_dir=tmp_path)
+            await iss.send(POSTS, b"plain sends still go")
+            (got,) = await ground.recv(POSTS, count=1, timeout=5)
+            assert got.payload == b"plain sends still go"
+            assert p.ground.pending_deliveries(POSTS) == 0
+
+    run(tmp_path, body)
+
+
+def test_the_peer_of_a_loopback_connection_is_found_in_the_kernel_s_socket_table(tmp_path: Path) -> None:
+    """peer_uid() reads /proc/net/tcp and tcp6 (IPv4, IPv6 and v4-mapped addresses, words in
+    host byte order); without the tables it says None."""
+    import os
+
+    from proxima.runtime.appif import peer_uid
+
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp: not Linux")
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            server = socket.socket(family)
+            server.bind((host, 0))
+        except OSError:
+            continue  # no IPv6 loopback here
+        server.listen()
+        client = socket.create_connection(server.getsockname()[:2])
+        conn, _ = server.accept()
+        try:
+            assert peer_uid(conn.getsockname(), conn.getpeername()) == os.getuid()
+            assert peer_uid(conn.getsockname(), ("127.0.0.2", 1)) is None  # no such socket
+        finally:
+            for sock in (client, conn, server):
+                sock.close()
+    table = tmp_path / "tcp"
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+    table.write_text(
+        header + "   0: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1234\n"
+    )
+    mapped = tmp_path / "tcp6"
+    mapped.write_text(
+        header
+        + "   0: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:D432 01 "
+        "00000000:00000000 00:00000000 00000000  4321\n"
+    )
+    if sys.byteorder == "little":
+        assert peer_uid(("127.0.0.1", 54321), ("127.0.0.1", 8080), (str(table),)) == 1234
+        assert peer_uid(("127.0.0.1", 54322), ("127.0.0.1", 8080), (str(mapped),)) == 4321
+    assert peer_uid(("127.0.0.1", 1), ("127.0.0.1", 2), (str(tmp_path / "missing"),)) is None
+
+
 def test_a_payload_streamed_from_the_store_is_not_interleaved_with_other_answers(tmp_path: Path) -> None:
     """A large binary recv writes its attachment in pieces; answers to other requests on the
     same connection wait until it is whole."""

@@ -67,6 +67,11 @@ never ends the connection (a malformed ``bin`` does, see above), and one client 
 another. A ``send_many`` the node refuses part-way (e.g. its store is full) answers an error
 that says how many items went out, with their identities in ``"sent"``.
 
+Files: a ``file`` to send and a ``save_dir`` to receive into are read and written by the node,
+with its own rights. On Linux the node looks the client's socket up in the kernel's tables
+(``/proc/net/tcp``, ``tcp6``) and refuses both (code ``refused``) to a client run by another user;
+elsewhere the interface being on loopback is the only guard.
+
 Sends are not limited in number per connection: past :data:`MAX_PENDING_SENDS` bundles waiting
 for durability, and while the client does not read its answers, the node stops reading from it.
 
@@ -93,8 +98,10 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import secrets
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -105,6 +112,7 @@ from proxima.errors import InvalidEndpointID, LocalError, ProximaError, StoreErr
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+    from types import EllipsisType
     from typing import TypeAlias
 
     from proxima.runtime.node import Delivery, Node, PayloadFile
@@ -343,6 +351,7 @@ class _Connection:
         self._send_room = asyncio.Event()
         self._send_room.set()
         self._exclusive = asyncio.Lock()  # held while an attachment streams from a file
+        self._peer_uid: int | EllipsisType | None = ...  # looked up on the first file request
         self._held = False  # then queued answers wait: they must not land inside it
 
     # -- writing
@@ -401,6 +410,25 @@ class _Connection:
     async def write(self, message: Message) -> None:
         """Write one message now; raises ConnectionError when the client is gone."""
         await self.write_pieces([_line(message)])
+
+    def check_file_access(self, what: str) -> None:
+        """Refuse ``file`` and ``save_dir`` to a client run by another user than the node's: the
+        node reads and writes those paths with its own rights. (Where the kernel's socket tables
+        cannot say, as off Linux, the interface being on loopback is the only guard.)"""
+        if self._peer_uid is ...:
+            transport = self.writer.transport
+            sock = transport.get_extra_info("socket")
+            try:
+                self._peer_uid = None if sock is None else peer_uid(sock.getsockname(), sock.getpeername())
+            except OSError:
+                self._peer_uid = None
+        uid = self._peer_uid
+        if uid is not None and uid != os.getuid():
+            raise _BadRequest(
+                f"{what}: this client runs as user {uid}, not as the node's user {os.getuid()}: "
+                "only the node's own user may have it read or write files",
+                "refused",
+            )
 
     def error(self, rid: RequestId, message: str, code: str, **extra: Any) -> None:
         """Queue an error answer."""
@@ -829,6 +857,52 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _proc_address(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    """An ``ADDRESS:PORT`` of ``/proc/net/tcp`` or ``tcp6`` (the address in 32-bit words of
+    host byte order, the port in hex)."""
+    hex_ip, hex_port = text.split(":")
+    raw = bytes.fromhex(hex_ip)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    address = ipaddress.ip_address(raw)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address, int(hex_port, 16)
+
+
+def _endpoint(name: Any) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    address = ipaddress.ip_address(str(name[0]).split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address, int(name[1])
+
+
+_SOCKET_TABLES: Final = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def peer_uid(local: Any, peer: Any, tables: Sequence[str] = _SOCKET_TABLES) -> int | None:
+    """The user owning the other end of a loopback TCP connection, from the kernel's socket
+    tables (``local`` and ``peer`` as ``getsockname()``/``getpeername()`` give them); None
+    where there are no such tables (not Linux) or the socket is not found."""
+    ours, theirs = _endpoint(local), _endpoint(peer)
+    for table in tables:
+        try:
+            with open(table, encoding="ascii") as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            try:
+                if _proc_address(fields[1]) == theirs and _proc_address(fields[2]) == ours:
+                    return int(fields[7])
+            except ValueError:
+                continue
+    return None
+
+
 # -- operations ----------------------------------------------------------------------------------
 
 
@@ -927,7 +1001,10 @@ def _absolute(text: str, what: str) -> Path:
 
 def _op_send(conn: _Connection, rid: RequestId, req: Message) -> None:
     node = conn.app.node
-    durable, sent = _SendArgs(node, req).send(node)
+    args = _SendArgs(node, req)
+    if args.file is not None:
+        conn.check_file_access("send: 'file'")
+    durable, sent = args.send(node)
     conn.answer_when_durable(rid, req, [node.durable() if durable is None else durable], sent)
 
 
@@ -947,7 +1024,10 @@ def _op_send_many(conn: _Connection, rid: RequestId, req: Message) -> None:
             with contextlib.suppress(InvalidEndpointID):
                 checked.append(_SendArgs.plain(node, _parse_eid(to), payload))
                 continue
-        checked.append(_SendArgs(node, {**item, "op": f"send_many: bundles[{i}]"}))
+        args = _SendArgs(node, {**item, "op": f"send_many: bundles[{i}]"})
+        if args.file is not None:
+            conn.check_file_access(f"send_many: bundles[{i}]: 'file'")
+        checked.append(args)
     durables: list[asyncio.Future[None]] = []
     sent: list[Message] = []
     failure: tuple[str, str] | None = None
@@ -994,6 +1074,8 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
         raise _BadRequest("recv: 'batch' needs 'binary'")
     save_text: str | None = _get(req, "save_dir", str, None)
     save_dir = None if save_text is None else _absolute(save_text, "recv: 'save_dir'")
+    if save_dir is not None:
+        conn.check_file_access("recv: 'save_dir'")
     if save_dir is not None and not save_dir.is_dir():
         raise _BadRequest(f"recv: 'save_dir' {save_dir} is not a directory")
     node.register(endpoint)
