@@ -500,6 +500,10 @@ def test_router_contact_times_for_the_runtime() -> None:
     assert router.next_contact_change(T0 + 50 * S) is None
     assert router.peers_in_contact(T0 + 12 * S) == [EID.parse("ipn:2.0")]
     assert router.peers_in_contact(T0 + 25 * S) == []
+    # contacts the other way: 3 -> 1 from 15 to 30 s (2 -> 3 does not concern this node)
+    assert router.peers_reaching(T0 + 12 * S) == []
+    assert router.peers_reaching(T0 + 25 * S) == [EID.parse("ipn:3.0")]
+    assert router.peers_reaching(T0 + 30 * S) == []
     assert [c.to_node for c in router.contacts_from(1, T0 + 15 * S)] == [2, 3]
     assert [c.to_node for c in router.contacts_from(EID.parse("ipn:1.0"), T0 + 25 * S)] == [3]
     assert router.book(EID.parse("ipn:3.0"), 500, T0 + 25 * S)

@@ -112,6 +112,75 @@ def test_bundles_wait_for_a_contact_and_flow_during_it(tmp_path: Path) -> None:
     assert time.monotonic() - started < 15
 
 
+def test_a_link_the_peer_opened_lasts_as_long_as_the_peer_s_contact(tmp_path: Path) -> None:
+    """Contacts are one-way: when this node's contact to a neighbour ends while the neighbour's
+    contact to it goes on, the link the neighbour opened stays up (it is the neighbour's to
+    close), and bundles keep coming over it."""
+    epoch = "2026-03-11T00:00:00Z"
+    ports = free_port(), free_port()
+    (tmp_path / "plan.rc").write_text(
+        "a contact +20 +60 1 3 1000000\na contact +20 +200 3 1 1000000\na range +0 +1000 1 3 0\n",
+        encoding="utf-8",
+    )
+    speed = 100.0
+
+    def config(me: str, peer: str, listen: int, dial: int) -> str:
+        return f"""node_id = "{me}"
+endpoints = ["{me[:-1]}7"]
+[storage]
+path = "{me[4]}"
+[[listen]]
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {listen}
+[[neighbour]]
+node_id = "{peer}"
+cla = "tcpcl"
+host = "127.0.0.1"
+port = {dial}
+[contact_plan]
+file = "plan.rc"
+epoch = "{epoch}"
+[clock]
+start = "{epoch}"
+speed = {speed}
+"""
+
+    iss = Node(parse_config(config("ipn:1.0", "ipn:3.0", ports[0], ports[1]), source="iss", base=tmp_path))
+    ground = Node(parse_config(config("ipn:3.0", "ipn:1.0", ports[1], ports[0]), source="gr", base=tmp_path))
+    epoch_ms = iss.clock()
+    sessions: list[float] = []
+    up = iss.link_up
+
+    def counted(link: object) -> None:
+        sessions.append(mission_s(iss, epoch_ms))
+        up(link)  # type: ignore[arg-type]
+
+    iss.link_up = counted  # type: ignore[method-assign]
+
+    async def until_mission_s(t: float) -> None:
+        while mission_s(iss, epoch_ms) < t:
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        await ground.start()
+        await iss.start()
+        try:
+            await until_mission_s(100)  # the ISS's contact to the ground ended at 60
+            await ground.send(EID.parse("ipn:1.7"), b"still talking")
+            d = await iss.take(EID.parse("ipn:1.7"), timeout=5)
+            assert d is not None and d.bundle.payload == b"still talking"
+            assert mission_s(iss, epoch_ms) < 200
+            assert GROUND in iss.agent.links_up
+        finally:
+            await iss.stop()
+            await ground.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+    # one session each way, opened in the first contact; none was closed and opened again
+    assert len(sessions) == 2 and all(20 <= t < 60 for t in sessions), sessions
+
+
 def test_contact_plan_configuration_errors(tmp_path: Path) -> None:
     base = 'node_id = "ipn:1.0"\n'
     with pytest.raises(ConfigError, match=r"contact_plan\.format must be ion, ud3tn or hdtn"):

@@ -238,6 +238,15 @@ class ContactGraphRouter:
         }
         return [self.nodes.eid(n) for n in sorted(peers)]
 
+    def peers_reaching(self, now_ms: int) -> list[EID]:
+        """The neighbours with a contact *to* this node at ``now_ms`` (links they may open)."""
+        peers = {
+            c.from_node
+            for c in self._graph.contacts
+            if c.to_node == self.local and c.from_node != self.local and c.start_ms <= now_ms < c.end_ms
+        }
+        return [self.nodes.eid(n) for n in sorted(peers)]
+
     def next_contact_change(self, now_ms: int) -> int | None:
         """The first time after ``now_ms`` when a contact from or to this node starts or ends."""
         i = bisect.bisect_right(self._events, now_ms)

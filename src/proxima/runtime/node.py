@@ -918,7 +918,8 @@ class Node:
 
     async def _contact_loop(self, router: ContactGraphRouter) -> None:
         """Follow the contact plan: dial each configured neighbour while a contact to it lasts,
-        close the links at its end and route again what was queued for it."""
+        close the links at its end (unless a contact from that neighbour still lasts: its link
+        is then its to close) and route again what was queued for it."""
         dialers: dict[EID, asyncio.Task[None]] = {}
         by_peer = {nc.node_id: nc for nc in self.config.neighbours}
         try:
@@ -929,13 +930,15 @@ class Node:
                     nc = by_peer.get(peer)
                     if nc is not None:
                         dialers[peer] = asyncio.create_task(self._dial(nc))
+                reaching = set(router.peers_reaching(now))
                 for peer in set(by_peer) - wanted:
                     task = dialers.pop(peer, None)
                     if task is not None:
                         task.cancel()
-                    for link in [lk for lk in self._links if lk.peer == peer]:
-                        with contextlib.suppress(Exception):
-                            await link.close()
+                    if peer not in reaching:  # while the peer's contact to us lasts, so does its link
+                        for link in [lk for lk in self._links if lk.peer == peer]:
+                            with contextlib.suppress(Exception):
+                                await link.close()
                     self._apply(self.agent.requeue(peer, self.clock()))
                 change = router.next_contact_change(now)
                 if change is None:
