@@ -496,3 +496,51 @@ def test_a_bundle_larger_than_any_contact_is_split_to_fit_and_reassembled_on_arr
         iss.transmitted(t.key, T0 + 31 * s)
     assert [d.bundle.payload for d in delivered] == [payload]
     assert iss.held() == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payload=st.binary(max_size=3000),
+    crc_type=st.sampled_from([0, 1, 2]),
+    lifetime_ms=st.integers(1, 2**40),
+    flags=st.sampled_from([0, int(BundleFlag.REPORT_DELIVERY), int(BundleFlag.MUST_NOT_FRAGMENT)]),
+    service=st.integers(0, 2**64 - 1),
+    now_ms=st.integers(1, 2**45),
+)
+def test_an_originated_bundle_leaves_with_the_same_bytes_whether_its_encoding_was_kept(
+    payload: bytes, crc_type: int, lifetime_ms: int, flags: int, service: int, now_ms: int
+) -> None:
+    """A bundle sent while its next hop's link is up keeps its encoding, and its first hop only
+    inserts the previous node block; the bytes are those of a full encoding, as when the link
+    came up later. Once sent (or dropped), the kept encoding is let go."""
+    destination = EID.parse(f"ipn:3.{service}")
+    out = []
+    for up_first in (True, False):
+        agent = BundleAgent(ISS, StaticRouter([GROUND]), crc_type=crc_type)
+        if up_first:
+            agent.link_up(GROUND, now_ms)
+        agent.send(destination, payload, now_ms=now_ms, lifetime_ms=lifetime_ms, flags=flags)
+        if not up_first:
+            agent.link_up(GROUND, now_ms)
+        t = agent.next_to_send(GROUND, now_ms)
+        assert t is not None
+        out.append(t.data)
+        assert agent._wire_bytes == 0
+    assert out[0] == out[1]
+    sent = decode_bundle(out[0])
+    assert previous_node_of(sent) == ISS and sent.payload == payload
+
+
+def test_a_kept_encoding_is_let_go_with_its_bundle_and_stays_within_its_budget() -> None:
+    from proxima.agent.agent import WIRE_BUDGET
+
+    now = 780_000_000_000
+    agent = BundleAgent(ISS, StaticRouter([GROUND]))
+    agent.link_up(GROUND, now)
+    size = 1 << 20
+    for _ in range(WIRE_BUDGET // size + 4):
+        agent.send(GROUND, bytes(size), now_ms=now, lifetime_ms=1000)
+    # as many kept as the budget holds; the others are encoded again when they leave
+    assert WIRE_BUDGET - 2 * size < agent._wire_bytes <= WIRE_BUDGET
+    agent.tick(now + 2000)  # all expired: nothing kept any more
+    assert agent._wire_bytes == 0

@@ -32,6 +32,7 @@ from proxima.bpv7.bundle import (
     decode_bundle,
     encode_block,
     encode_bundle,
+    encode_primary,
     hop_count_of,
     payload_block,
     process_unknown_blocks,
@@ -73,6 +74,11 @@ _REPORT_RECEPTION: Final = int(BundleFlag.REPORT_RECEPTION)
 _REPORT_DELIVERY: Final = int(BundleFlag.REPORT_DELIVERY)
 _REPORT_FORWARDING: Final = int(BundleFlag.REPORT_FORWARDING)
 _REPORT_DELETION: Final = int(BundleFlag.REPORT_DELETION)
+
+
+WIRE_BUDGET: Final = 16 * 1024 * 1024
+"""Bytes of originated bundles' encodings kept for their first hop at most (beyond, the
+first hop encodes the bundle again, as every later hop does)."""
 
 
 class Persist(NamedTuple):
@@ -172,6 +178,8 @@ class _Held:
         "peer",
         "received_ms",
         "size",
+        "wire",
+        "wire_split",
     )
 
     def __init__(
@@ -193,6 +201,10 @@ class _Held:
         self.external = external  # the payload stays in the runtime's store, not in ``bundle``
         self.peer: EID | None = None  # the next hop it is queued for, or in flight to
         self.size = 0  # its encoded size (estimated), for routers that book contact volume
+        # An originated bundle's encoding kept for its first hop, and where the previous node
+        # block goes in it (after the primary block): see BundleAgent.send.
+        self.wire: bytes | None = None
+        self.wire_split = 0
 
 
 def expiry_of(bundle: Bundle, received_ms: int) -> int:
@@ -265,6 +277,8 @@ class BundleAgent:
         self._next_key = 1
         self._last_created = (0, next_sequence - 1) if last_created is None else last_created
         self.links_up: set[EID] = set()
+        self._wire_bytes = 0  # held encodings kept for a first hop (bounded by WIRE_BUDGET)
+        self._prev_block: bytes | None = None  # this node's previous node block, number 2
 
     # -- registration and restart --------------------------------------------------------------
 
@@ -364,6 +378,18 @@ class BundleAgent:
         held.size = len(data)
         actions.append(self._persist_action(held, data))
         self._place(held, now_ms, actions)
+        if (
+            len(bundle.blocks) == 1
+            and held.peer is not None
+            and held.peer in self.links_up
+            and self._wire_bytes + len(data) <= WIRE_BUDGET
+            and held.key in self._held
+        ):
+            # About to leave over an up link: keep the encoding, and the first hop only adds
+            # the previous node block to it instead of encoding the bundle again.
+            held.wire = data
+            held.wire_split = 1 + len(encode_primary(bundle.primary))
+            self._wire_bytes += len(data)
         return bundle, actions
 
     def prepare(
@@ -664,6 +690,18 @@ class BundleAgent:
 
     def _outgoing(self, held: _Held, now_ms: int) -> bytes:
         """The bundle as it leaves: previous node = us, hop count + 1, age updated (§5.4)."""
+        wire = held.wire
+        if wire is not None:
+            # Originated here with a payload block alone: the same bytes as below, the previous
+            # node block (number 2) inserted after the primary block.
+            self._drop_wire(held)
+            prev_enc = self._prev_block
+            if prev_enc is None:
+                prev_enc = self._prev_block = encode_block(
+                    CanonicalBlock(BlockType.PREVIOUS_NODE, 2, 0, self.crc_type, self.node_id.cbor)
+                )
+            view = memoryview(wire)
+            return b"".join((view[: held.wire_split], prev_enc, view[held.wire_split :]))
         b = held.bundle
         blocks: list[CanonicalBlock] = []
         numbers = {blk.number for blk in b.blocks}
@@ -777,7 +815,14 @@ class BundleAgent:
         if bundle.primary.flags & _REPORT_DELETION:
             self._report(bundle, now_ms, actions, deleted=True, reason=reason)
 
+    def _drop_wire(self, held: _Held) -> None:
+        wire = held.wire
+        if wire is not None:
+            held.wire = None
+            self._wire_bytes -= len(wire)
+
     def _forget(self, held: _Held, reason: int, actions: list[Action]) -> None:
+        self._drop_wire(held)
         self._held.pop(held.key, None)
         p = held.bundle.primary
         if p.flags & _IS_FRAGMENT:
