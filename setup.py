@@ -6,7 +6,7 @@ as fast, which the node's throughput depends on. Everything else stays interpret
 
 The compiled build is the default. It is skipped, leaving the pure-Python modules in use, when
 ``PROXIMA_PURE_PYTHON=1`` is set or when no C compiler works (a warning says so); the package
-behaves the same either way, only slower. ``proxima.speedups()`` tells which is running.
+behaves the same either way, only slower. ``proxima.speedups.summary()`` tells which is running.
 """
 
 from __future__ import annotations

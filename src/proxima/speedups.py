@@ -34,25 +34,26 @@ COMPILED_CORES: Final = (
 )
 
 
-def _origin(module: str) -> Path | None:
+def _extension(module: str) -> Path | None:
+    """The compiled extension ``module`` imports from, or None when it imports its source."""
     spec = importlib.util.find_spec(module)
-    return None if spec is None or spec.origin is None else Path(spec.origin)
+    if spec is None or spec.origin is None:
+        return None
+    origin = Path(spec.origin)
+    return origin if origin.suffix in (".so", ".pyd") else None
 
 
 def compiled() -> dict[str, bool]:
     """Each core module's name and whether the compiled form is the one imported."""
-    return {
-        name: (origin := _origin(name)) is not None and origin.suffix in (".so", ".pyd")
-        for name in COMPILED_CORES
-    }
+    return {name: _extension(name) is not None for name in COMPILED_CORES}
 
 
 def stale() -> list[str]:
     """The compiled cores whose Python source changed after they were built."""
     out: list[str] = []
     for name in COMPILED_CORES:
-        origin = _origin(name)
-        if origin is None or origin.suffix not in (".so", ".pyd"):
+        origin = _extension(name)
+        if origin is None:
             continue
         source = origin.parent / (name.rsplit(".", 1)[1] + ".py")
         if source.exists() and source.stat().st_mtime > origin.stat().st_mtime:

@@ -864,17 +864,20 @@ def _proc_address(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Addr
     raw = bytes.fromhex(hex_ip)
     if sys.byteorder == "little":
         raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    address = ipaddress.ip_address(raw)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address, int(hex_port, 16)
+    return _unmapped(ipaddress.ip_address(raw)), int(hex_port, 16)
 
 
 def _endpoint(name: Any) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
-    address = ipaddress.ip_address(str(name[0]).split("%")[0])
+    return _unmapped(ipaddress.ip_address(str(name[0]).split("%")[0])), int(name[1])
+
+
+def _unmapped(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IPv4-mapped IPv6 address as the IPv4 address it maps (a dual-stack socket's view)."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address, int(name[1])
+        return address.ipv4_mapped
+    return address
 
 
 _SOCKET_TABLES: Final = ("/proc/net/tcp", "/proc/net/tcp6")
@@ -964,10 +967,10 @@ class _SendArgs:
         args.source = node.agent.node_id
         return args
 
-    def send(self, node: Node, wait: bool = True) -> tuple[asyncio.Future[None] | None, Message]:
-        """Hand the bundle to the node: its durability future and its identity. Without
-        ``wait`` a bundle in memory gets no future of its own (None): the caller waits on
-        ``node.durable()`` once for all it sent in this turn."""
+    def send(self, node: Node) -> tuple[asyncio.Future[None] | None, Message]:
+        """Hand the bundle to the node: its durability future and its identity. A bundle in
+        memory gets no future of its own (None): the caller waits on ``node.durable()``, once
+        for all it sent in this turn."""
         if self.file is not None:
             (created, sequence), durable = node.start_send_file(
                 self.to,
@@ -989,7 +992,7 @@ class _SendArgs:
             klass=self.klass,
         ).primary
         identity = {"source": str(self.source), "creation_time": p.creation_time, "sequence": p.sequence}
-        return (node.durable() if wait else None), identity
+        return None, identity
 
 
 def _absolute(text: str, what: str) -> Path:
@@ -1034,7 +1037,7 @@ def _op_send_many(conn: _Connection, rid: RequestId, req: Message) -> None:
     in_memory = 0  # bundles sent without a future of their own: one wait covers them
     for i, args in enumerate(checked):
         try:
-            durable, identity = args.send(node, wait=False)
+            durable, identity = args.send(node)
         except ProximaError as exc:
             failure = (f"send_many: bundles[{i}]: {exc} (the {i} before it were sent)", _error_code(exc))
             break

@@ -1394,14 +1394,24 @@ class BundleStore:
             # index on them (each index is one more page to write with every commit).
             rows: list[tuple[int, int, str | None]] = []
             if now >= self._meta_min_expiry:
-                rows = [(sid, size, name) for sid, (size, name, e) in self._meta.items() if e <= now]
-                self._meta_min_expiry = min((e for _, _, e in self._meta.values() if e > now), default=_I63)
+                later = _I63  # one pass: what expires, and the earliest of what stays
+                for sid, (size, name, e) in self._meta.items():
+                    if e <= now:
+                        rows.append((sid, size, name))
+                    elif e < later:
+                        later = e
+                self._meta_min_expiry = later
             keys: list[_Key] = []
             if now >= self._known_min_expiry:
-                keys = [key for key, e in self._known_keys.items() if e <= now]
+                later = _I63
+                for key, e in self._known_keys.items():
+                    if e <= now:
+                        keys.append(key)
+                    elif e < later:
+                        later = e
                 for key in keys:
                     del self._known_keys[key]
-                self._known_min_expiry = min(self._known_keys.values(), default=_I63)
+                self._known_min_expiry = later
             if not rows and not keys and not self._quarantined_rows:
                 return []
             self._begin()
