@@ -1127,6 +1127,52 @@ def test_payload_files_removed_before_a_checkpoint_are_never_synced(
         assert store.get(kept.store_id) == encode_bundle(make(2, size=5000))
 
 
+@pytest.mark.parametrize("syncfs_works", [True, False])
+def test_many_payload_files_are_synced_with_one_syncfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs_works: bool
+) -> None:
+    """From 16 files to sync, one syncfs of their file system replaces an fsync each; when
+    syncfs fails, every file is synced on its own, then the directory."""
+    import proxima.runtime.store as store_module
+
+    calls: list[str] = []
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def syncfs(fd: int) -> int:
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return 0 if syncfs_works else -1
+
+    def fsync(fd: int) -> None:
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    with open_store(tmp_path, large_threshold=1000) as store:
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        waiting = checkpointer.wake
+        checkpointer.wake = threading.Event()  # the thread sleeps on the old one: paused
+        try:
+            with store.batch():
+                for i in range(16):
+                    store.add(make(i, size=2000), expiry_ms=FAR)
+            pending = set(checkpointer.pending)
+            assert len(pending) == 16
+            monkeypatch.setattr(store_module, "_SYNCFS", syncfs)
+            monkeypatch.setattr(os, "fsync", fsync)
+            checkpointer.sync_files()
+            monkeypatch.undo()
+            assert calls == [str(tmp_path / "payloads")]
+            if syncfs_works:
+                assert synced == []
+            else:
+                assert set(synced[:-1]) == pending and synced[-1] == "payloads"
+            assert not checkpointer.pending
+        finally:
+            checkpointer.wake = waiting
+            waiting.set()
+
+
 def test_a_failed_statement_in_deferred_mode_makes_the_next_flush_fail_too(tmp_path: Path) -> None:
     """Changes waiting for a commit are rolled back with the statement that failed: whoever
     waits for them must hear it from flush(), never a silent success."""
@@ -1208,3 +1254,33 @@ def test_payload_files_of_removed_bundles_are_written_over_instead_of_created_an
         assert decode_bundle(store.get(b.store_id)).payload == make(2, 2000).payload
         store.remove(b.store_id, "forwarded")
     assert payload_files(tmp_path) == []  # the spare file goes at close
+
+
+def test_the_pool_of_files_kept_for_reuse_is_bounded_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spare files beyond the byte bound are deleted; a streamed bundle written into a longer
+    spare file is cut to its own size."""
+    import proxima.runtime.store as store_module
+
+    monkeypatch.setattr(store_module, "_MAX_FREE_BYTES", 12_000)
+    with open_store(tmp_path, large_threshold=500, recycle_below=100_000) as store:
+        added = [store.add(make(i, 5000), expiry_ms=FAR) for i in range(4)]
+        assert len(payload_files(tmp_path)) == 4
+        with store.batch():
+            for a in added:
+                assert a is not None
+                store.remove(a.store_id, "forwarded")
+        assert len(payload_files(tmp_path)) == 2  # two of about 5,100 bytes fit in 12,000
+        bundle = make(9, 1000)
+        writer = store.open_writer(expiry_ms=FAR, identity=bundle.id, destination=DST)
+        assert writer is not None
+        encoded = encode_bundle(bundle)
+        for i in range(0, len(encoded), 300):
+            writer.write(encoded[i : i + 300])
+        stored = writer.commit()
+        assert stored is not None and stored.in_file
+        assert len(payload_files(tmp_path)) == 2  # a spare one, written over
+        assert decode_bundle(store.get(stored.store_id)).payload == bundle.payload
+        path, size = store.file_of(stored.store_id) or (None, 0)
+        assert path is not None and path.stat().st_size == size == len(encoded)

@@ -19,20 +19,20 @@ crash, an OOM kill) restarts with every bundle whose ``add`` it saw committed:
   before the row naming it commits, so a killed process never leaves a committed row without
   its file. With ``synchronous="FULL"`` the file and then the directory are ``fsync``\\ ed
   before that commit too: a committed row never points at a missing or short file, even after
-  a power loss. With NORMAL the files are ``fsync``\\ ed (with the directory) by the
-  checkpoint thread before it copies the log into the database, off the caller's path: a row
-  that reached the database has its file on disk; after a power loss a row still only in the
-  log may find its file missing or short, and is then quarantined at open (like the last
-  transactions NORMAL may lose, that is the power-loss tradeoff). A file is unlinked only after the
-  transaction deleting its row committed. Files without a row (a crash between writing the
-  file and committing the row, or between committing a removal and unlinking) are removed at
-  open.
+  a power loss. With NORMAL the files are ``fsync``\\ ed (with the directory; or, from 16
+  files, their file system with one ``syncfs``) by the checkpoint thread before it copies the
+  log into the database, off the caller's path: a row that reached the database has its file on
+  disk; after a power loss a row still only in the log may find its file missing or short, and
+  is then quarantined at open (like the last transactions NORMAL may lose, that is the
+  power-loss tradeoff). A file is unlinked only after the transaction deleting its row
+  committed. Files without a row (a crash between writing the file and committing the row, or
+  between committing a removal and unlinking) are removed at open.
 * **Recycled payload files.** With ``recycle_below`` the file of a removed bundle smaller than
-  that is kept (up to 256) and written over by the next large bundle, truncated to its size:
-  creating and deleting a file per bundle is what costs most on ext4. With NORMAL, a power loss
-  that undoes the removal's commit may leave that row pointing at the next bundle's bytes; the
-  node then restores a copy of that bundle (its identity is in the bytes), which duplicate
-  suppression absorbs.
+  that is kept (up to 2,048 files and 128 MiB) and written over by the next large bundle,
+  truncated to its size when it was longer: creating and deleting a file per bundle is what
+  costs most on ext4. With NORMAL, a power loss that undoes the removal's commit may leave that
+  row pointing at the next bundle's bytes; the node then restores a copy of that bundle (its
+  identity is in the bytes), which duplicate suppression absorbs.
 * **Batches.** Every mutating call outside a batch is its own transaction, durable when it
   returns. ``with store.batch():`` groups many calls into one transaction, committed when the
   block ends (rolled back if it raises); or open the store with ``autocommit=False`` and call
@@ -69,6 +69,7 @@ own: the caller gives the identity, destination and expiry it already computed, 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import functools
@@ -126,8 +127,11 @@ _STATS_EVERY_S: Final = 1.0
 """Statistics counters (``removed.<reason>``) are written with a commit at most this often."""
 _CHECKPOINT_PAUSE_S: Final = 1.0
 """Seconds between checkpoints at least (a relay's bundles mostly leave within one)."""
-_MAX_FREE_FILES: Final = 256
-"""Payload files kept for reuse at most (beyond, removed bundles' files are deleted)."""
+_MAX_FREE_FILES: Final = 2048
+_MAX_FREE_BYTES: Final = 128 * 1024 * 1024
+"""Payload files kept for reuse at most, in number and in bytes (beyond, removed bundles' files
+are deleted). A relay's backlog swings by hundreds of bundles: a pool smaller than the swing
+creates and deletes a file per bundle again."""
 
 
 class BundleState(StrEnum):
@@ -388,6 +392,36 @@ def _int(value: object, what: str) -> int:
     return value
 
 
+def _load_syncfs() -> Any:
+    """libc's ``syncfs``, or None where there is none (it is Linux's)."""
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+    except OSError:
+        return None
+
+
+_SYNCFS: Final = _load_syncfs()
+_SYNCFS_FROM: Final = 16
+"""Payload files to sync from which one ``syncfs`` on their file system replaces an ``fsync``
+each: every fsync commits the file system's journal on its own and costs tens of microseconds
+of CPU, while a syncfs writes everything back with one commit."""
+
+
+def _syncfs(path: Path) -> bool:
+    """Write back the whole file system holding ``path``; False when syncfs is unavailable or
+    failed (the caller then syncs file by file)."""
+    if _SYNCFS is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        return bool(_SYNCFS(fd) == 0)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -472,8 +506,9 @@ class BundleStore:
         # creating and deleting a file per bundle costs more than writing it. (Only for sizes
         # nobody reads with open_reader after a removal: the node streams larger ones.)
         self.recycle_below = recycle_below
-        self._recyclable: set[str] = set()
-        self._free: list[str] = []
+        self._recyclable: dict[str, int] = {}
+        self._free: list[tuple[str, int]] = []
+        self._free_bytes = 0
         self._counters: dict[str, int] = {}
         self._dirty_counters: set[str] = set()
         self._dirty_stats: set[str] = set()
@@ -757,8 +792,14 @@ class BundleStore:
         if self._unlink_after:
             free, recyclable = self._free, self._recyclable
             for name in self._unlink_after:
-                if name in recyclable and len(free) < _MAX_FREE_FILES:
-                    free.append(name)
+                size = recyclable.get(name)
+                if (
+                    size is not None
+                    and len(free) < _MAX_FREE_FILES
+                    and self._free_bytes + size <= _MAX_FREE_BYTES
+                ):
+                    free.append((name, size))
+                    self._free_bytes += size
                 else:
                     _unlink(self.payload_dir / name)
             self._unlink_after.clear()
@@ -996,13 +1037,15 @@ class BundleStore:
             name is not None,
         )
 
-    def _new_file(self) -> tuple[str, int]:
-        """A payload file to write from its start (a recycled one, or a new one); its name and
-        an open descriptor. The writer truncates it to what it wrote."""
+    def _new_file(self) -> tuple[str, int, int]:
+        """A payload file to write from its start (a recycled one, or a new one); its name, an
+        open descriptor and its present size. The writer truncates it to what it wrote when it
+        was longer."""
         while self._free:
-            name = self._free.pop()
+            name, size = self._free.pop()
+            self._free_bytes -= size
             try:
-                return name, os.open(self.payload_dir / name, os.O_WRONLY)
+                return name, os.open(self.payload_dir / name, os.O_WRONLY), size
             except OSError:
                 continue  # gone meanwhile: take another
         for _ in range(8):
@@ -1013,17 +1056,18 @@ class BundleStore:
                 continue
             except OSError as exc:
                 raise _os_error(f"cannot create a payload file in {self.payload_dir}", exc) from exc
-            return name, fd
+            return name, fd, 0
         raise StoreError(f"cannot find a free payload file name in {self.payload_dir}")
 
     def _write_file(self, data: bytes) -> str:
         """Write a payload file (fsync'd now in FULL mode, by the checkpointer in NORMAL); its name."""
-        name, fd = self._new_file()
+        name, fd, old_size = self._new_file()
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.ftruncate(fd, len(data))  # a recycled file may have been longer
+            if old_size > len(data):
+                os.ftruncate(fd, len(data))
             if self.synchronous == "FULL":
                 os.fsync(fd)
         except OSError as exc:
@@ -1365,7 +1409,7 @@ class BundleStore:
             if name is not None:
                 self._unlink_after.add(name)
                 if size < self.recycle_below:
-                    self._recyclable.add(name)
+                    self._recyclable[name] = size
             self._bump("removed." + why, 1)
             self._end()
             return True
@@ -1569,9 +1613,10 @@ class BundleStore:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("PRAGMA optimize")
             finally:
-                for name in self._free:  # files kept for reuse hold nothing
+                for name, _ in self._free:  # files kept for reuse hold nothing
                     _unlink(self.payload_dir / name)
                 self._free.clear()
+                self._free_bytes = 0
                 self._close_quietly()
 
     def _close_quietly(self) -> None:
@@ -1694,11 +1739,13 @@ class _Checkpointer:
 
     def sync_files(self) -> None:
         """fsync the payload files written since the last call (those still holding a bundle),
-        then their directory."""
+        then their directory; or, when there are many, ``syncfs`` their file system once."""
         if self._payload_dir is None:
             return
         with self._unsynced_lock:
             names, self._unsynced = list(self._unsynced), {}
+        if len(names) >= _SYNCFS_FROM and _syncfs(self._payload_dir):
+            return
         synced = False
         for name in names:
             try:
@@ -1759,6 +1806,7 @@ class BundleWriter:
         self._buffer = bytearray()
         self._fd: int | None = None
         self._name: str | None = None
+        self._old_size = 0
         self._done = False
 
     def _reserve(self, n: int) -> None:
@@ -1785,7 +1833,7 @@ class BundleWriter:
             if self._fd is None:
                 self._buffer += data
                 if len(self._buffer) > self._store.large_threshold:
-                    self._name, self._fd = self._store._new_file()
+                    self._name, self._fd, self._old_size = self._store._new_file()
                     self._write_all(self._buffer)
                     self._buffer = bytearray()
             else:
@@ -1820,7 +1868,8 @@ class BundleWriter:
                 destination = decoded.primary.destination if destination is None else destination
             _key_of(identity)  # refuse a malformed identity before the file is closed
             if self._fd is not None:
-                os.ftruncate(self._fd, self.size)  # a recycled file may have been longer
+                if self._old_size > self.size:  # a recycled file that was longer
+                    os.ftruncate(self._fd, self.size)
                 if self._store.synchronous == "FULL":
                     os.fsync(self._fd)
                 os.close(self._fd)
