@@ -388,6 +388,7 @@ class Probe:
         cpu = {name: proc_cpu_s(pid) - self._cpu0[name] for name, pid in self.pids.items()}
         cpu["client"] = time.process_time() - self._cpu0["client"]
         self.cpu_percent = {name: round(100 * s / wall, 1) if wall > 0 else 0.0 for name, s in cpu.items()}
+        self.cpu_seconds = {name: round(s, 3) for name, s in cpu.items()}
         self.peak_mb: dict[str, float] = {}
         for name, pid in self.pids.items():
             hwm = proc_status_kb(pid, "VmHWM") if self.hwm_reset else None
@@ -398,6 +399,7 @@ class Probe:
             "peak_rss_mb": self.peak_mb,
             "peak_from": "VmHWM reset before the run" if self.hwm_reset else "VmRSS sampled every 50 ms",
             "cpu_percent_of_one_core": self.cpu_percent,
+            "cpu_seconds": self.cpu_seconds,
         }
 
 
@@ -1086,6 +1088,18 @@ def print_report(report: dict[str, Any]) -> None:
             + "  ".join(f"{LABELS[n]} {cpu[n]:5.1f} %" for n in names)
             + f"  bench client {cpu['client']:5.1f} %   peak RSS "
             + ", ".join(f"{LABELS[n]} {peak[n]:.0f}" for n in names)
+        )
+    print("CPU time per bundle (us; time the host takes from this machine inflates it less than the rates):")
+    for name, x in [("1 KB", r1), *((human(x["size"]), x) for x in r["sizes"])]:
+        if "cpu_seconds" not in x or not x.get("count"):
+            continue
+        cpu = x["cpu_seconds"]
+        names = [n for n in (ISS, RELAY, GROUND) if n in cpu]
+        per = {n: 1e6 * cpu[n] / x["count"] for n in [*names, "client"]}
+        print(
+            f"  {name:>6}: "
+            + "  ".join(f"{LABELS[n]} {per[n]:,.0f}" for n in names)
+            + f"  bench client {per['client']:,.0f}   all {sum(per.values()):,.0f}"
         )
     if "rate_per_tenth" in r1:
         print("1 KB rate per tenth of the run (/s): " + ", ".join(f"{v:,}" for v in r1["rate_per_tenth"]))
