@@ -408,14 +408,18 @@ class Probe:
 
 
 async def _items(gen: AsyncIterator[Received], stall: float) -> AsyncIterator[Received]:
-    """``gen``'s items, failing when none comes for ``stall`` seconds."""
+    """``gen``'s items, failing (TimeoutError) when none comes for ``stall`` seconds (noticed
+    within twice that). The deadline moves at most once per ``stall`` seconds: a timer (or a
+    task, as with ``wait_for``) per item would cost the client more than it reads."""
+    loop = asyncio.get_running_loop()
     try:
-        while True:
-            try:
-                item = await asyncio.wait_for(anext(gen), stall)
-            except StopAsyncIteration:
-                return
-            yield item
+        async with asyncio.timeout(2 * stall) as deadline:
+            async for item in gen:
+                now = loop.time()
+                when = deadline.when()
+                if when is not None and when - now < stall:
+                    deadline.reschedule(now + 2 * stall)
+                yield item
     finally:
         with contextlib.suppress(Exception):
             await gen.aclose()  # type: ignore[attr-defined]
@@ -467,7 +471,7 @@ async def stream(
         def check(b: Received) -> None:
             nonlocal got, dup, bad
             p = b.payload
-            if p[:8] != tag or len(p) != size or p[HEADER:] != body:
+            if len(p) != size or not p.startswith(tag) or not p.endswith(body):
                 bad += 1
                 return
             i = int.from_bytes(p[8:HEADER], "big")
