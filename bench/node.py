@@ -441,6 +441,7 @@ async def stream(
     ``conns`` connections to the ISS node, sent ``batch`` at a time with ``send_many`` (1: one
     ``send`` each).
     """
+    probe = Probe(chain)
     tag = os.urandom(8)
     body = os.urandom(size - HEADER) if size > 4 * KIB else bytes(size - HEADER)
     seen = bytearray(count)
@@ -491,17 +492,18 @@ async def stream(
                     marks.append(time.perf_counter())
             return time.perf_counter()
 
-        t0 = time.perf_counter()
-        recv_tasks = [asyncio.create_task(receive(r, e)) for e, r in enumerate(receivers)]
-        n_workers = window if batch == 1 else max(conns, -(-window // batch))
-        workers = [asyncio.create_task(send_worker(senders[k % conns])) for k in range(n_workers)]
-        try:
-            await asyncio.gather(*recv_tasks, *workers)
-        except BaseException:
-            for task in [*workers, *recv_tasks]:
-                task.cancel()
-            raise
-        t_end = max(task.result() for task in recv_tasks)
+        async with probe:  # over the timed part only: not the connections, nor the look for strays
+            t0 = time.perf_counter()
+            recv_tasks = [asyncio.create_task(receive(r, e)) for e, r in enumerate(receivers)]
+            n_workers = window if batch == 1 else max(conns, -(-window // batch))
+            workers = [asyncio.create_task(send_worker(senders[k % conns])) for k in range(n_workers)]
+            try:
+                await asyncio.gather(*recv_tasks, *workers)
+            except BaseException:
+                for task in [*workers, *recv_tasks]:
+                    task.cancel()
+                raise
+            t_end = max(task.result() for task in recv_tasks)
         # Anything more arriving now would be a duplicate (or a stray): look for a moment.
         extra = await asyncio.gather(
             *(r.recv(ep, count=0, timeout=1.0) for r, ep in zip(receivers, endpoints, strict=True))
@@ -514,6 +516,7 @@ async def stream(
             "size": size,
             "via": "attachments",
             "error": f"stalled: {got} of {count} bundles arrived, then nothing for {STALL_S:g} s",
+            **(probe.as_dict() if hasattr(probe, "peak_mb") else {}),
         }
     finally:
         for c in [*receivers, *senders]:
@@ -540,6 +543,7 @@ async def stream(
         "duplicates": dup,
         "corrupt_or_stray": bad,
         "exactly_once": missing == 0 and dup == 0 and bad == 0,
+        **probe.as_dict(),
     }
 
 
@@ -749,9 +753,7 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
 
     how = "one send each" if args.batch == 1 else f"send_many batches of {args.batch}"
     log(f"1 KB: {args.count:,} bundles, {args.window} outstanding over {args.conns} connections, {how}")
-    async with Probe(chain) as probe:
-        r = await stream(chain, eps(100), KIB, args.count, args.window, args.conns, args.batch)
-    results["rate_1k"] = {**r, **probe.as_dict()}
+    results["rate_1k"] = await stream(chain, eps(100), KIB, args.count, args.window, args.conns, args.batch)
 
     results["sizes"] = []
     for n, size in enumerate(args.sizes):
@@ -794,9 +796,7 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
             continue
         count, window = size_plan(size, args.volume, args.quick)
         log(f"{human(size)}: {count:,} bundles, {window} outstanding sends")
-        async with Probe(chain) as probe:
-            r = await stream(chain, eps(200 + 10 * n), size, count, window, min(2, window))
-        results["sizes"].append({**r, **probe.as_dict()})
+        results["sizes"].append(await stream(chain, eps(200 + 10 * n), size, count, window, min(2, window)))
     chain.check_alive()
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
     return results
