@@ -1,7 +1,7 @@
 """Node throughput and latency: proxima nodes in a chain on loopback over TCPCLv4 (three, or two).
 
 Run: ``.venv/bin/python bench/node.py [--quick] [--json] [--nodes 2|3] [--count N] [--batch N]
-[--sizes 10K 60K 10M 1G] [--file-threshold 64M]``
+[--sizes 10K 60K 10M 1G] [--size-batch N] [--file-threshold 64M]``
 
 The chain: ISS ``ipn:1.0`` -> relay ``ipn:2.0`` -> ground ``ipn:3.0`` (``--nodes 3``, the
 default), or ISS ``ipn:1.0`` -> ground ``ipn:3.0`` directly (``--nodes 2``, the ISS dialling the
@@ -22,8 +22,10 @@ Measured:
    payload bytes; rates decimal: 1 MB/s = 10^6 B/s), with the peak RSS of every node
    (``VmHWM``, reset before each size through ``/proc/PID/clear_refs``); the table shows the
    relay's (with two nodes, the ground's: there is no relay), and for 1 GB checks it against
-   the < 200 MB target. Sizes below ``--file-threshold`` (default 64M) go as attachments, one
-   ``send`` per bundle, each payload checked on arrival. Sizes from it up go through files:
+   the < 200 MB target. Sizes below ``--file-threshold`` (default 64M) go as attachments, in
+   ``send_many`` requests of ``--size-batch`` bundles (default 8; fewer when that would pass
+   1 MiB per request, so one ``send`` per 10-MB bundle; 1: one ``send`` each), each payload
+   checked on arrival. Sizes from it up go through files:
    one source file of that size is written in the temporary directory (1 MiB pieces of random
    bytes), sent ``count`` times with ``NodeClient.send_file`` (2 outstanding; the node reads
    the file itself), and received with ``recv(save_dir=...)`` (the node writes each payload to
@@ -547,11 +549,12 @@ async def stream(
     }
 
 
-def size_plan(size: int, volume: int, quick: bool) -> tuple[int, int]:
-    """(bundles, outstanding sends) for one size: about ``volume`` bytes, at least 8 bundles."""
+def size_plan(size: int, volume: int, quick: bool, batch: int = 1) -> tuple[int, int, int]:
+    """(bundles, outstanding bundles, bundles per send_many request) for one size: about
+    ``volume`` bytes, at least 8 bundles; at most ``batch`` bundles and 1 MiB per request."""
     count = max(8, min(20_000 if not quick else 4_000, volume // size))
     window = max(2, min(128, (32 * MIB) // size))
-    return count, window
+    return count, window, max(1, min(batch, MIB // size, window))
 
 
 def file_piece(base: bytes, k: int, size: int) -> bytes:
@@ -794,9 +797,12 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
             )
             log(f"{human(size)}: not measured (larger than the application interface carries)")
             continue
-        count, window = size_plan(size, args.volume, args.quick)
-        log(f"{human(size)}: {count:,} bundles, {window} outstanding sends")
-        results["sizes"].append(await stream(chain, eps(200 + 10 * n), size, count, window, min(2, window)))
+        count, window, batch = size_plan(size, args.volume, args.quick, args.size_batch)
+        how = "one send each" if batch == 1 else f"send_many batches of {batch}"
+        log(f"{human(size)}: {count:,} bundles, {window} outstanding, {how}")
+        results["sizes"].append(
+            await stream(chain, eps(200 + 10 * n), size, count, window, min(2, window), batch)
+        )
     chain.check_alive()
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
     return results
@@ -978,7 +984,8 @@ def print_report(report: dict[str, Any]) -> None:
             )
         )
     for x in r["sizes"]:
-        label = f"{human(x['size'])} bundles" + (" (files)" if x.get("via") == "files" else "")
+        how = f" (send_many ×{x['batch']})" if x.get("batch", 1) > 1 else ""
+        label = f"{human(x['size'])} bundles" + (" (files)" if x.get("via") == "files" else how)
         ion = f"2,400/s = {ION['gbits_60k']} Gbit/s" if x["size"] == 60 * KIB else "—"
         target = f"≥ {TARGET_GBITS} Gbit/s" if x["size"] >= TARGET_GBITS_MIN_SIZE else "—"
         if "not_measured" in x or "error" in x:
@@ -1163,6 +1170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=256,
         help="1-KB bundles per send_many request (default 256; 1: one send request per bundle)",
     )
+    ap.add_argument(
+        "--size-batch",
+        type=int,
+        default=8,
+        help="bundles per send_many request for the MB/s runs, at most 1 MiB per request "
+        "(default 8; 1: one send request per bundle)",
+    )
     ap.add_argument("--conns", type=int, default=2, help="sender connections for 1-KB bundles (default 2)")
     ap.add_argument(
         "--endpoints",
@@ -1176,8 +1190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.count = args.count or (10_000 if args.quick else 100_000)
     args.sizes = args.sizes or [10 * KIB, 60 * KIB, 10 * MIB, GIB]
     args.volume = args.volume or (64 * MIB if args.quick else 256 * MIB)
-    if args.count < 10 or min(args.window, args.conns, args.pings, args.endpoints, args.batch) < 1:
-        ap.error("--count must be >= 10; --window, --conns, --endpoints, --batch and --pings >= 1")
+    counts = (args.window, args.conns, args.pings, args.endpoints, args.batch, args.size_batch)
+    if args.count < 10 or min(counts) < 1:
+        ap.error("--count must be >= 10; --window, --conns, --endpoints, --batch, --size-batch, --pings >= 1")
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
