@@ -67,6 +67,7 @@ SMALL_PAYLOAD: Final = 64 * 1024
 Identity = tuple[EID, int, int, int | None, int | None]
 
 # Bundle flags as plain ints: ``int & IntFlag`` builds an enum member, costly once per bundle.
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (a frame per bundle)
 _ADMIN_RECORD: Final = int(BundleFlag.ADMIN_RECORD)
 _IS_FRAGMENT: Final = int(BundleFlag.IS_FRAGMENT)
 _MUST_NOT_FRAGMENT: Final = int(BundleFlag.MUST_NOT_FRAGMENT)
@@ -434,17 +435,12 @@ class BundleAgent:
         blocks.append(payload_block(payload, crc_type=self.crc_type))
         if src.is_none:
             flags |= _MUST_NOT_FRAGMENT
-        primary = PrimaryBlock(
-            destination=destination,
-            source=src,
-            report_to=report_to,
-            creation_time=created,
-            sequence=seq,
-            lifetime=lifetime_ms,
-            flags=int(flags),
-            crc_type=self.crc_type,
+        primary: PrimaryBlock = _new(
+            PrimaryBlock,
+            (destination, src, report_to, created, seq, lifetime_ms, int(flags), self.crc_type, None, None),
         )
-        return Bundle(primary, tuple(blocks))
+        bundle: Bundle = _new(Bundle, (primary, tuple(blocks)))
+        return bundle
 
     def originate(
         self, bundle: Bundle, *, now_ms: int, payload_length: int, klass: int | None = None
@@ -542,9 +538,9 @@ class BundleAgent:
         return held
 
     def _persist_action(self, held: _Held, data: bytes | None = None) -> Persist:
-        return Persist(
-            held.key, held.bundle, held.identity, held.expiry_ms, held.klass, held.received_ms, data
-        )
+        fields = (held.key, held.bundle, held.identity, held.expiry_ms, held.klass, held.received_ms, data)
+        persist: Persist = _new(Persist, fields)
+        return persist
 
     def _place(self, held: _Held, now_ms: int, actions: list[Action]) -> None:
         """Deliver locally, or queue for a next hop, or wait for one (RFC 9171 §5.3)."""
@@ -629,7 +625,8 @@ class BundleAgent:
             self.counters.delivered += 1
             return
         report = bool(p.flags & _REPORT_DELIVERY)
-        actions.append(Deliver(p.destination, bundle, held.identity, held.expiry_ms, report))
+        deliver: Deliver = _new(Deliver, (p.destination, bundle, held.identity, held.expiry_ms, report))
+        actions.append(deliver)
         self._delivered[held.identity] = held.expiry_ms
         self._forget(held, 0, actions)
         self.counters.delivered += 1
@@ -685,7 +682,10 @@ class BundleAgent:
                 continue
             if held.expiry_ms <= now_ms:
                 continue  # tick() reports and deletes it
-            return Transmit(key, held.peer, self._outgoing(held, now_ms), held.klass, held.external)
+            transmit: Transmit = _new(
+                Transmit, (key, held.peer, self._outgoing(held, now_ms), held.klass, held.external)
+            )
+            return transmit
         return None
 
     def _outgoing(self, held: _Held, now_ms: int) -> bytes:
@@ -837,7 +837,8 @@ class BundleAgent:
             del self._by_identity[held.identity]
         self._waiting.discard(held.key)
         held.peer = None
-        actions.append(Unpersist(held.key, reason))
+        unpersist: Unpersist = _new(Unpersist, (held.key, reason))
+        actions.append(unpersist)
 
     def held(self) -> int:
         """How many bundles this agent is responsible for."""

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Route", "Router", "StaticRoute", "StaticRouter", "eid_matches"]
 
+_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (a frame per bundle)
+
 
 class Route(NamedTuple):
     """A routing decision: candidate next-hop node IDs, best first.
@@ -106,11 +108,14 @@ class StaticRouter:
     def route(self, bundle: Bundle, now_ms: int, size: int | None = None) -> Route:
         """The neighbour owning the destination, else the first matching route's next hop."""
         dest = bundle.primary.destination.node_id
+        route: Route
         if dest in self.neighbours:
-            return Route((dest,))
+            route = _new(Route, ((dest,), True, None))
+            return route
         for r in self.routes:
             if eid_matches(r.pattern, bundle.primary.destination):
-                return Route((r.via,))
+                route = _new(Route, ((r.via,), True, None))
+                return route
         return Route((), keep=False)
 
     def link_up(self, peer: EID, now_ms: int) -> None:

@@ -223,7 +223,8 @@ class Bundle(NamedTuple):
 
 def payload_block(data: bytes, *, flags: int = 0, crc_type: int = CRCType.NONE) -> CanonicalBlock:
     """A payload block (type 1, number 1)."""
-    return CanonicalBlock(1, 1, int(flags), int(crc_type), bytes(data))
+    block: CanonicalBlock = _new(CanonicalBlock, (1, 1, int(flags), int(crc_type), bytes(data)))
+    return block
 
 
 def previous_node_block(
