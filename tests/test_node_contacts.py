@@ -61,6 +61,12 @@ def mission_s(node: Node, epoch_ms: int) -> float:
     return (node.clock() - epoch_ms) / 1000
 
 
+async def until_mission_s(node: Node, epoch_ms: int, t: float) -> None:
+    """Wait until ``node``'s clock reads mission second ``t``."""
+    while mission_s(node, epoch_ms) < t:
+        await asyncio.sleep(0.01)
+
+
 def test_bundles_wait_for_a_contact_and_flow_during_it(tmp_path: Path) -> None:
     epoch = "2026-03-11T00:00:00Z"
     iss_text, ground_text = configs(tmp_path, free_port(), epoch)
@@ -69,17 +75,13 @@ def test_bundles_wait_for_a_contact_and_flow_during_it(tmp_path: Path) -> None:
     epoch_ms = iss.clock() - 0  # the clocks start at the epoch: mission second 0 is now
     log: list[tuple[str, float]] = []
 
-    async def until_mission_s(node: Node, t: float) -> None:
-        while mission_s(node, epoch_ms) < t:
-            await asyncio.sleep(0.02)
-
     async def main() -> None:
         await ground.start()
         await iss.start()
         try:
             await iss.send(POSTS, b"Premier message depuis l'ISS")
             # Mission second ~40: no contact yet. The post waits on board.
-            await until_mission_s(iss, 40)
+            await until_mission_s(iss, epoch_ms, 40)
             assert iss.store is not None and len(iss.store) == 1
             assert ground.pending_deliveries(POSTS) == 0
             assert not iss.agent.links_up
@@ -88,10 +90,10 @@ def test_bundles_wait_for_a_contact_and_flow_during_it(tmp_path: Path) -> None:
             log.append(("delivered", mission_s(ground, epoch_ms)))
             await ground.ack(POSTS, d.store_id)
             # After the pass (mission second 160) the link closes; a new post waits again.
-            await until_mission_s(iss, 175)
+            await until_mission_s(iss, epoch_ms, 175)
             assert not iss.agent.links_up
             await iss.send(POSTS, b"second")
-            await until_mission_s(iss, 240)
+            await until_mission_s(iss, epoch_ms, 240)
             assert len(iss.store) == 1 and ground.pending_deliveries(POSTS) == 0
             d = await ground.take(POSTS, timeout=10)
             assert d is not None and d.bundle.payload == b"second"
@@ -158,15 +160,11 @@ speed = {speed}
 
     iss.link_up = counted  # type: ignore[method-assign]
 
-    async def until_mission_s(t: float) -> None:
-        while mission_s(iss, epoch_ms) < t:
-            await asyncio.sleep(0.01)
-
     async def main() -> None:
         await ground.start()
         await iss.start()
         try:
-            await until_mission_s(100)  # the ISS's contact to the ground ended at 60
+            await until_mission_s(iss, epoch_ms, 100)  # the ISS's contact to the ground ended at 60
             await ground.send(EID.parse("ipn:1.7"), b"still talking")
             d = await iss.take(EID.parse("ipn:1.7"), timeout=5)
             assert d is not None and d.bundle.payload == b"still talking"
