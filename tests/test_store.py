@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -15,6 +16,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -1284,3 +1286,55 @@ def test_the_pool_of_files_kept_for_reuse_is_bounded_in_bytes(
         assert decode_bundle(store.get(stored.store_id)).payload == bundle.payload
         path, size = store.file_of(stored.store_id) or (None, 0)
         assert path is not None and path.stat().st_size == size == len(encoded)
+
+
+def _payload_descriptors(tmp_path: Path) -> int:
+    """Descriptors of this process open on files of the store's payload directory."""
+    where = str(tmp_path / "payloads") + "/"
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(where):
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_payload_files_keep_their_descriptors_for_reuse_up_to_a_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payload file written over is not opened again: its descriptor was kept from its first
+    write (up to _MAX_KEPT_FDS of them); deleting a file or closing the store closes them."""
+    import proxima.runtime.store as store_module
+
+    monkeypatch.setattr(store_module, "_MAX_KEPT_FDS", 3)
+    with open_store(tmp_path, large_threshold=500, recycle_below=100_000) as store:
+        added = [store.add(make(i, 5000), expiry_ms=FAR) for i in range(4)]
+        assert _payload_descriptors(tmp_path) == 3  # the fourth was closed: over the limit
+        with store.batch():
+            for a in added:
+                assert a is not None
+                store.remove(a.store_id, "forwarded")
+        opened: list[str] = []
+        real_open = os.open
+
+        def counting_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            opened.append(str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(store_module.os, "open", counting_open)
+        again = [store.add(make(10 + i, 3000 + 1000 * i), expiry_ms=FAR) for i in range(4)]
+        monkeypatch.setattr(store_module.os, "open", real_open)
+        assert len([p for p in opened if p.endswith(".bundle")]) == 1  # only the one not kept
+        assert len(payload_files(tmp_path)) == 4
+        for i, b in enumerate(again):
+            assert b is not None
+            assert decode_bundle(store.get(b.store_id)).payload == make(10 + i, 3000 + 1000 * i).payload
+        monkeypatch.setattr(store_module, "_MAX_KEPT_FDS", 10)
+        c = store.add(make(20, 5000), expiry_ms=T0 + 5)  # a new file; expiry deletes it
+        assert c is not None and len(payload_files(tmp_path)) == 5
+        kept = _payload_descriptors(tmp_path)
+        assert store.expire(T0 + 10) == [c.store_id]
+        assert _payload_descriptors(tmp_path) == kept - 1
+        assert len(payload_files(tmp_path)) == 4
+    assert _payload_descriptors(tmp_path) == 0

@@ -134,6 +134,25 @@ are deleted). A relay's backlog swings by hundreds of bundles: a pool smaller th
 creates and deletes a file per bundle again."""
 
 
+def _max_kept_descriptors() -> int:
+    """Payload files whose descriptor stays open from their first write to their reuse: up to
+    1,024, and a quarter of the process's descriptor limit at most."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 0
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(0, min(1024, soft // 4))
+
+
+_MAX_KEPT_FDS: Final = _max_kept_descriptors()
+"""Opening a payload file to write it over cost more than writing 60 KB into it while a node
+was busy (its path walk and file setup, then the close): the descriptors are kept instead."""
+
+
 class BundleState(StrEnum):
     """Why a stored bundle is kept."""
 
@@ -512,6 +531,7 @@ class BundleStore:
         self._recyclable: dict[str, int] = {}
         self._free: list[tuple[str, int]] = []
         self._free_bytes = 0
+        self._fds: dict[str, int] = {}  # payload file name -> its descriptor, kept for reuse
         self._counters: dict[str, int] = {}
         self._dirty_counters: set[str] = set()
         self._dirty_stats: set[str] = set()
@@ -804,7 +824,7 @@ class BundleStore:
                     free.append((name, size))
                     self._free_bytes += size
                 else:
-                    _unlink(self._pdir + name)
+                    self._drop(name)
             self._unlink_after.clear()
             recyclable.clear()
 
@@ -822,7 +842,7 @@ class BundleStore:
         self._count, self._bytes, _ = self._snapshot
         self._last_id = last_id  # ids handed out stay used: nothing may point at a reused one
         for name in self._txn_files:
-            _unlink(self.payload_dir / name)
+            self._drop(name)
         self._txn_files.clear()
         self._unlink_after.clear()
         self._recyclable.clear()
@@ -1004,14 +1024,14 @@ class BundleStore:
         sid = self._last_id + 1
         if key in self._id_by_key or key in self._known_keys:
             if name is not None:
-                _unlink(self.payload_dir / name)
+                self._drop(name)
             return None
         if not self._in_txn:
             try:
                 self._begin()
             except StoreError:
                 if name is not None:
-                    _unlink(self.payload_dir / name)
+                    self._drop(name)
                 raise
         row = (sid, *key, destination._text, received, expiry, size, klass, state, next_hop, name, blob)
         self._ins[sid] = row
@@ -1047,6 +1067,9 @@ class BundleStore:
         while self._free:
             name, size = self._free.pop()
             self._free_bytes -= size
+            fd = self._fds.pop(name, None)
+            if fd is not None:
+                return name, fd, size
             try:
                 return name, os.open(self._pdir + name, os.O_WRONLY), size
             except OSError:
@@ -1065,20 +1088,40 @@ class BundleStore:
     def _write_file(self, data: bytes) -> str:
         """Write a payload file (fsync'd now in FULL mode, by the checkpointer in NORMAL); its name."""
         name, fd, old_size = self._new_file()
+        size = len(data)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if old_size > len(data):
-                os.ftruncate(fd, len(data))
+            done = os.pwrite(fd, data, 0)
+            if done < size:
+                view = memoryview(data)
+                while done < size:
+                    done += os.pwrite(fd, view[done:], done)
+            if old_size > size:
+                os.ftruncate(fd, size)
             if self.synchronous == "FULL":
                 os.fsync(fd)
         except OSError as exc:
             os.close(fd)
-            _unlink(self.payload_dir / name)
+            _unlink(self._pdir + name)
             raise _os_error(f"cannot write the payload file payloads/{name}", exc) from exc
-        os.close(fd)
+        self._keep(name, fd)
         return name
+
+    def _keep(self, name: str, fd: int) -> None:
+        """Keep a written payload file's descriptor for its reuse, or close it past the limit.
+        Kept descriptors are only ever written with ``pwrite``: their offset stays at 0, as a
+        :class:`BundleWriter` that takes one from :meth:`_new_file` needs."""
+        if len(self._fds) < _MAX_KEPT_FDS:
+            self._fds[name] = fd
+        else:
+            os.close(fd)
+
+    def _drop(self, name: str) -> None:
+        """Delete a payload file, closing its kept descriptor."""
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _unlink(self._pdir + name)
 
     def open_writer(
         self,
@@ -1617,13 +1660,17 @@ class BundleStore:
                     self._conn.execute("PRAGMA optimize")
             finally:
                 for name, _ in self._free:  # files kept for reuse hold nothing
-                    _unlink(self.payload_dir / name)
+                    self._drop(name)
                 self._free.clear()
                 self._free_bytes = 0
                 self._close_quietly()
 
     def _close_quietly(self) -> None:
         self._closed = True
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
