@@ -260,6 +260,105 @@ def test_waiting_bundles_go_out_in_batches_each_once_in_order(tmp_path: Path) ->
     run(tmp_path, body)
 
 
+class _CountingInserts:
+    """Stands for a store's SQLite connection and counts the bundle rows inserted."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.rows = 0
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        from proxima.runtime import store as store_module
+
+        rows = list(rows)
+        if sql == store_module._INSERT:
+            self.rows += len(rows)
+        return self.conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def test_a_waiting_recv_takes_bundles_before_the_commit_that_would_store_them(tmp_path: Path) -> None:
+    """Bundles arriving for a recv that waits are written to it just before the ground's group
+    commit and forgotten by that commit: no row is inserted for them. They come in order,
+    each once, a payload too large for memory among them (streamed by the ordinary path), and
+    their identities are remembered: a copy arriving later, even after a restart, is a
+    duplicate."""
+    from proxima.runtime.node import STREAM_THRESHOLD
+
+    sizes = [10, 40_000, 1000, STREAM_THRESHOLD + 10, 20, 50_000]
+
+    async def body(p: Pair) -> None:
+        store = p.ground.store
+        assert store is not None
+        counting = _CountingInserts(store._conn)
+        store._conn = counting
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            waiting = asyncio.create_task(ground.recv(POSTS, count=len(sizes) * 3, timeout=10))
+            await until(lambda: POSTS in p.ground._consumers)
+            sent = []
+            for rnd in range(3):
+                for i, size in enumerate(sizes):
+                    sent.append(await iss.send(POSTS, bytes([rnd * 10 + i]) * size))
+            got = await waiting
+        assert [(b.creation_time, b.sequence) for b in got] == [(s.creation_time, s.sequence) for s in sent]
+        expected = [bytes([r * 10 + i]) * n for r in range(3) for i, n in enumerate(sizes)]
+        assert [b.payload for b in got] == expected
+        assert counting.rows <= 3  # at most the streamed ones, which go through the store
+        assert p.ground.pending_deliveries(POSTS) == 0 and store.stats().count == 0
+        store._conn = counting.conn
+        identities = [(EID.parse(b.source), b.creation_time, b.sequence, None, None) for b in got]
+        assert all(store.is_known(i) for i in identities)
+        await p.ground.stop()
+        p.ground.open()  # the commit made them durable: known after a restart too
+        restarted = p.ground.store
+        assert restarted is not None and all(restarted.is_known(i) for i in identities)
+
+    run(tmp_path, body)
+
+
+def test_a_waiting_recv_stops_at_its_count_and_leaves_the_rest_queued(tmp_path: Path) -> None:
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            waiting = asyncio.create_task(ground.recv(POSTS, count=5, timeout=10))
+            await until(lambda: POSTS in p.ground._consumers)
+            await iss.send_many([(POSTS, f"post {i}".encode()) for i in range(8)])
+            got = await waiting
+            assert [b.payload for b in got] == [f"post {i}".encode() for i in range(5)]
+            await until(lambda: p.ground.pending_deliveries(POSTS) == 3)
+            assert POSTS not in p.ground._consumers
+            rest = await ground.recv(POSTS, count=0, timeout=0.3)
+            assert [b.payload for b in rest] == [f"post {i}".encode() for i in range(5, 8)]
+
+    run(tmp_path, body)
+
+
+def test_a_client_slow_to_read_gets_its_bundles_through_the_ordinary_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the client's transport holds more than PUSH_BUFFER bytes, bundles wait for it to
+    read (here always): all the same, each arrives once and in order."""
+    from proxima.runtime import appif
+
+    monkeypatch.setattr(appif, "PUSH_BUFFER", -1)
+
+    async def body(p: Pair) -> None:
+        async with await p.client(p.ground_app) as ground, await p.client(p.iss_app) as iss:
+            await ground.register(POSTS)
+            waiting = asyncio.create_task(ground.recv(POSTS, count=40, timeout=10))
+            await until(lambda: POSTS in p.ground._consumers)
+            for start in range(0, 40, 10):
+                await iss.send_many([(POSTS, f"post {i}".encode()) for i in range(start, start + 10)])
+            got = await waiting
+            assert [b.payload for b in got] == [f"post {i}".encode() for i in range(40)]
+            assert p.ground.pending_deliveries(POSTS) == 0
+
+    run(tmp_path, body)
+
+
 def test_ping_between_two_nodes(tmp_path: Path) -> None:
     async def body(p: Pair) -> None:
         assert p.ground_app.echo_endpoint == EID.parse("ipn:3.2047")

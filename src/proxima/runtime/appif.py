@@ -77,7 +77,9 @@ for durability, and while the client does not read its answers, the node stops r
 
 Delivery is at least once *to the socket*: ``recv`` acknowledges a bundle to the node (which
 then forgets it) only after its message was written to the client's transport; a bundle whose
-client goes away before that stays in the store for the next ``recv``.
+client goes away before that stays in the store for the next ``recv``. A binary batch ``recv``
+that waits for bundles gets them just before the node's next group commit, which then forgets
+them: a client that keeps up costs the store neither a row nor a payload file per bundle.
 
 The node also answers pings here: bundles for its echo endpoint (``ipn:N.2047`` or
 ``dtn://name/echo``) are sent back to their source, and replies to this node's pings arrive on
@@ -381,6 +383,15 @@ class _Connection:
         raises ConnectionError when the client is gone."""
         async with self._exclusive:
             await self.raw_write(pieces)
+
+    def write_now(self, pieces: Sequence[bytes]) -> None:
+        """Hand bytes to the transport now (after whatever is queued), without waiting for room;
+        raises ConnectionError when the client is gone. For the holder of :meth:`exclusive`'s
+        lock, or when it is free."""
+        if self.writer.is_closing():
+            raise ConnectionResetError("the client went away")
+        self._out.extend(pieces)
+        self._flush()
 
     async def raw_write(self, pieces: Sequence[bytes]) -> None:
         """:meth:`write_pieces` for the holder of :meth:`exclusive`."""
@@ -1086,6 +1097,7 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
     deadline = None if timeout is None else loop.time() + timeout
     lock = app.lock(endpoint)
     received = 0
+    push = batch and save_dir is None
     while count == 0 or received < count:
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         if not await _acquire(lock, remaining):
@@ -1095,6 +1107,13 @@ async def _op_recv(conn: _Connection, req: Message, emit: Emit) -> Message:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             limit = RECV_BATCH if count == 0 else min(RECV_BATCH, count - received)
             deliveries = node.take_ready(endpoint, limit)
+            if not deliveries and push:
+                left = count - received if count else 0
+                pushed, more = await _consume(conn, req.get("id"), endpoint, left, remaining)
+                received += pushed
+                if not more:
+                    break
+                continue
             if not deliveries:
                 delivery = await node.take(endpoint, remaining)
                 if delivery is None:
@@ -1232,9 +1251,12 @@ async def _hand_over_many(
                     stream = delivery.payload_file
                     break
                 pieces.append(delivery.bundle.payload)
+        drain = False
         try:
             if stream is None:
-                await conn.write_pieces(pieces)
+                async with conn._exclusive:
+                    conn.write_now(pieces)
+                drain = True
             else:
                 async with conn.exclusive():
                     await conn.raw_write(pieces)
@@ -1254,6 +1276,11 @@ async def _hand_over_many(
             durable = app.node.ack_many(endpoint, acked)
         except ProximaError as exc:
             log.warning("%s: cannot forget delivered bundles: %s", endpoint, exc)
+        if drain:
+            # After the acknowledgement: bundles the node forgets before its next commit need
+            # not be written to its store at all.
+            with contextlib.suppress(ConnectionError):
+                await conn.writer.drain()
     finally:
         lock.release()
     if durable is not None:
@@ -1261,6 +1288,64 @@ async def _hand_over_many(
         # before it, the bundles are delivered again (at least once).
         durable.add_done_callback(_retrieve)
     return len(acked)
+
+
+PUSH_BUFFER: Final = 4 * 1024 * 1024
+"""Bytes waiting in a client's transport beyond which bundles are no longer written to it as
+they come: the ``recv`` then waits for the client to read, as it does for a batch."""
+
+
+async def _consume(
+    conn: _Connection, rid: RequestId, endpoint: EID, limit: int, timeout: float | None
+) -> tuple[int, bool]:
+    """Wait for bundles for ``endpoint`` by writing them to the client just before each of
+    the node's group commits, and acknowledging them then (see :meth:`Node.set_consumer`):
+    bundles read as fast as they come then never reach the store's tables or files.
+
+    Called with the endpoint's lock held and nothing ready. Returns how many were written (at
+    most ``limit``, 0: no limit) and whether to go on: False on timeout, True when the limit
+    is reached or when what waits is for the ordinary path (a payload kept in a file, or a
+    client slow to read). Raises ConnectionError when the client is gone.
+    """
+    node = conn.app.node
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    pushed = 0
+    transport = conn.writer.transport
+
+    def consume() -> None:
+        nonlocal pushed
+        if done.done():
+            return
+        try:
+            while limit == 0 or pushed < limit:
+                if conn._held or conn._exclusive.locked() or transport.get_write_buffer_size() > PUSH_BUFFER:
+                    break  # the ordinary path waits for room, or for the streamed attachment
+                n = RECV_BATCH if limit == 0 else min(RECV_BATCH, limit - pushed)
+                deliveries = node.take_ready(endpoint, n)
+                if not deliveries:
+                    return
+                pieces: list[bytes] = []
+                written = _batch_event(rid, endpoint, deliveries, pieces)
+                if not written:
+                    break  # a payload in a file: streamed by the ordinary path
+                conn.write_now(pieces)
+                # Written to the client's transport: from now on the bundles are the client's.
+                node.ack_before_commit(endpoint, [d.store_id for d in deliveries[:written]])
+                pushed += written
+        except ConnectionError as exc:
+            done.set_exception(exc)
+            return
+        done.set_result(None)
+
+    node.set_consumer(endpoint, consume)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except TimeoutError:
+        return pushed, False
+    finally:
+        node.remove_consumer(endpoint, consume)
+    return pushed, True
 
 
 def _batch_event(rid: RequestId, endpoint: EID, deliveries: list[Delivery], pieces: list[bytes]) -> int:

@@ -305,6 +305,7 @@ class Node:
         self._work = asyncio.Event()  # wakes the task-driven senders (links without send_future)
         self._pumps: dict[Link, _LinkPump] = {}
         self._handlers: dict[EID, Callable[[Delivery], None]] = {}
+        self._consumers: dict[EID, Callable[[], None]] = {}  # offered deliveries before a commit
         self._handing: list[tuple[EID, int]] = []  # deliveries for handlers, oldest first
         self._applying = 0
         self._handing_over = False
@@ -445,6 +446,12 @@ class Node:
 
     def _flush(self) -> None:
         self._shared_waiter = None
+        if self._consumers and self.store is not None:
+            for endpoint, consume in list(self._consumers.items()):
+                try:
+                    consume()
+                except Exception:
+                    log.exception("%s: a consumer failed before a commit", endpoint)
         waiters, self._flush_waiters = self._flush_waiters, []
         error: StoreError | None = None
         try:
@@ -619,6 +626,25 @@ class Node:
         self._handing.extend((endpoint, sid) for sid in self._deliveries.get(endpoint, ()))
         if not self._applying:
             self._hand_over()
+
+    def set_consumer(self, endpoint: EID, consume: Callable[[], None]) -> None:
+        """Call ``consume`` before each group commit while it is set: it may take the bundles
+        ready for ``endpoint`` (:meth:`take_ready`) and acknowledge them with
+        :meth:`ack_before_commit`. A bundle acknowledged so is forgotten by the very commit that
+        would have stored it: an application reading a stream as fast as bundles come costs the
+        store no row and no payload file for them."""
+        self._consumers[endpoint] = consume
+
+    def remove_consumer(self, endpoint: EID, consume: Callable[[], None]) -> None:
+        """Stop calling ``consume`` (if it is still the consumer of ``endpoint``)."""
+        if self._consumers.get(endpoint) is consume:
+            del self._consumers[endpoint]
+
+    def ack_before_commit(self, endpoint: EID, store_ids: list[int]) -> None:
+        """:meth:`ack_many` for a consumer (see :meth:`set_consumer`): the commit about to run
+        makes it durable, so no further commit is asked for."""
+        for sid in store_ids:
+            self._forget_delivery(endpoint, sid)
 
     def remove_handler(self, endpoint: EID) -> None:
         """Stop handing bundles for ``endpoint`` over: they wait for :meth:`take` again."""
