@@ -1338,3 +1338,69 @@ def test_payload_files_keep_their_descriptors_for_reuse_up_to_a_limit(
         assert _payload_descriptors(tmp_path) == kept - 1
         assert len(payload_files(tmp_path)) == 4
     assert _payload_descriptors(tmp_path) == 0
+
+
+def test_a_payload_file_is_written_at_the_commit_and_not_at_all_when_removed_before(
+    tmp_path: Path,
+) -> None:
+    """In deferred mode a large bundle's file is written just before the commit; a read
+    before it sees the bundle whole; one removed before the commit is never written."""
+    with open_store(tmp_path, autocommit=False, large_threshold=500, recycle_below=100_000) as store:
+        gone = store.add(make(1, 5000), expiry_ms=FAR)
+        kept = store.add(make(2, 6000), expiry_ms=FAR)
+        assert gone is not None and kept is not None and gone.in_file and kept.in_file
+        sizes = {p.stat().st_size for p in (tmp_path / "payloads").iterdir()}
+        assert sizes == {0}  # claimed, not written yet
+        store.remove(gone.store_id, "delivered")
+        store.flush()
+        on_disk = sorted(p.stat().st_size for p in (tmp_path / "payloads").iterdir())
+        assert on_disk == [0, kept.size]  # the removed one's file: a spare, never written
+        read_early = store.add(make(3, 7000), expiry_ms=FAR)  # takes the spare file
+        assert read_early is not None
+        assert decode_bundle(store.get(read_early.store_id)).payload == make(3, 7000).payload
+        store.flush()
+        assert not store.is_known(make(9).id) and store.is_known(make(1).id)  # remembered
+    with open_store(tmp_path, large_threshold=500) as store:
+        assert [decode_bundle(store.get(b.store_id)).payload for b in store.pending(state=None)] == [
+            make(2, 6000).payload,
+            make(3, 7000).payload,
+        ]
+
+
+def test_a_payload_file_that_cannot_be_written_at_the_commit_rolls_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk when the files are written: the commit fails with reason 4 (depleted
+    storage), nothing of the transaction stays, no descriptor leaks, and the store goes on."""
+    import errno as errno_module
+
+    import proxima.runtime.store as store_module
+
+    with open_store(tmp_path, autocommit=False, large_threshold=500, recycle_below=100_000) as store:
+        first = store.add(make(1, 5000), expiry_ms=FAR)
+        store.flush()
+        real = store_module.BundleStore._write_into
+        calls = 0
+
+        def failing(self: Any, fd: int, data: bytes, old_size: int) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise OSError(errno_module.ENOSPC, "No space left on device")
+            real(self, fd, data, old_size)
+
+        monkeypatch.setattr(store_module.BundleStore, "_write_into", failing)
+        for i in range(2, 5):
+            assert store.add(make(i, 5000), expiry_ms=FAR) is not None
+        with pytest.raises(StoreError) as failed:
+            store.flush()
+        assert failed.value.reason == 4 and "payload file" in str(failed.value)
+        monkeypatch.setattr(store_module.BundleStore, "_write_into", real)
+        store.flush()  # reported once
+        assert first is not None and len(store) == 1
+        assert len(payload_files(tmp_path)) == 1
+        assert _payload_descriptors(tmp_path) <= 1
+        again = store.add(make(2, 5000), expiry_ms=FAR)
+        store.flush()
+        assert again is not None and decode_bundle(store.get(again.store_id)).payload == make(2, 5000).payload
+    assert _payload_descriptors(tmp_path) == 0

@@ -16,17 +16,18 @@ crash, an OOM kill) restarts with every bundle whose ``add`` it saw committed:
   the store with ``synchronous="FULL"``: every commit then ``fsync``\\ s the log.
 * **Large bundles in files.** A bundle bigger than ``large_threshold`` is written to
   ``payloads/<random>.bundle`` beside the database (into the operating system, ``write(2)``)
-  before the row naming it commits, so a killed process never leaves a committed row without
-  its file. With ``synchronous="FULL"`` the file and then the directory are ``fsync``\\ ed
-  before that commit too: a committed row never points at a missing or short file, even after
-  a power loss. With NORMAL the files are ``fsync``\\ ed (with the directory; or, from 16
-  files, their file system with one ``syncfs``) by the checkpoint thread before it copies the
-  log into the database, off the caller's path: a row that reached the database has its file on
-  disk; after a power loss a row still only in the log may find its file missing or short, and
-  is then quarantined at open (like the last transactions NORMAL may lose, that is the
-  power-loss tradeoff). A file is unlinked only after the transaction deleting its row
-  committed. Files without a row (a crash between writing the file and committing the row, or
-  between committing a removal and unlinking) are removed at open.
+  just before the row naming it commits, so a killed process never leaves a committed row
+  without its file, and a bundle removed in the transaction that added it (one an application
+  read as it came) is never written at all. With ``synchronous="FULL"`` the file and then the
+  directory are ``fsync``\\ ed before that commit too: a committed row never points at a missing
+  or short file, even after a power loss. With NORMAL the files are ``fsync``\\ ed (with the
+  directory; or, from 16 files, their file system with one ``syncfs``) by the checkpoint thread
+  before it copies the log into the database, off the caller's path: a row that reached the
+  database has its file on disk; after a power loss a row still only in the log may find its
+  file missing or short, and is then quarantined at open (like the last transactions NORMAL may
+  lose, that is the power-loss tradeoff). A file is unlinked only after the transaction deleting
+  its row committed. Files without a row (a crash between writing the file and committing the
+  row, or between committing a removal and unlinking) are removed at open.
 * **Recycled payload files.** With ``recycle_below`` the file of a removed bundle smaller than
   that is kept (up to 2,048 files and 128 MiB) and written over by the next large bundle,
   truncated to its size when it was longer: creating and deleting a file per bundle is what
@@ -532,6 +533,11 @@ class BundleStore:
         self._free: list[tuple[str, int]] = []
         self._free_bytes = 0
         self._fds: dict[str, int] = {}  # payload file name -> its descriptor, kept for reuse
+        # Payload files of rows inserted in the open transaction, written just before it
+        # commits (store id -> file name, its descriptor, its present size, the bytes to
+        # write): a bundle removed before the commit, as one an application reads as it comes,
+        # is never written.
+        self._unwritten: dict[int, tuple[str, int, int, bytes]] = {}
         self._counters: dict[str, int] = {}
         self._dirty_counters: set[str] = set()
         self._dirty_stats: set[str] = set()
@@ -726,6 +732,8 @@ class BundleStore:
         transaction); on failure roll back and raise StoreError."""
         if not (self._ins or self._del or self._rem):
             return
+        if self._unwritten:
+            self._write_files()
         conn = self._conn
         try:
             # Deletions first: a store made by an earlier version keeps a UNIQUE identity index,
@@ -741,6 +749,25 @@ class BundleStore:
                 self._rem.clear()
         except sqlite3.Error as exc:
             raise self._fail("writing the store's changes", exc) from exc
+
+    def _write_files(self) -> None:
+        """Write the payload files of the rows about to be inserted (lock held, in the open
+        transaction); on failure roll back and raise StoreError."""
+        pending = list(self._unwritten.values())
+        self._unwritten.clear()
+        for i, (name, fd, old_size, data) in enumerate(pending):
+            try:
+                self._write_into(fd, data, old_size)
+            except OSError as exc:
+                for other, other_fd, _, _ in pending[i:]:  # the rollback deletes their files
+                    self._keep(other, other_fd)
+                lost = self._in_txn and not self._autocommit and self._depth == 0
+                self._rollback()
+                error = _os_error(f"cannot write the payload file payloads/{name}", exc)
+                if lost:
+                    self._lost = error
+                raise error from exc
+            self._keep(name, fd)
 
     def _remember(self, key: _Key, expiry: int) -> None:
         old = self._known_keys.get(key)
@@ -841,6 +868,9 @@ class BundleStore:
         last_id = self._last_id
         self._count, self._bytes, _ = self._snapshot
         self._last_id = last_id  # ids handed out stay used: nothing may point at a reused one
+        unwritten, self._unwritten = self._unwritten, {}
+        for name, fd, _, _ in unwritten.values():
+            self._keep(name, fd)  # then closed with the files of the transaction
         for name in self._txn_files:
             self._drop(name)
         self._txn_files.clear()
@@ -987,10 +1017,12 @@ class BundleStore:
                     reason=DEPLETED_STORAGE,
                 )
             name: str | None = None
+            unwritten: tuple[int, int, bytes] | None = None
             if size > self.large_threshold:
                 if self._known(key):
                     return None
-                name = self._write_file(data)
+                name, fd, old_size = self._new_file()
+                unwritten = (fd, old_size, data)
             return self._insert(
                 key,
                 identity,
@@ -1003,6 +1035,7 @@ class BundleStore:
                 next_hop,
                 name,
                 None if name else data,
+                unwritten,
             )
 
     def _insert(
@@ -1018,23 +1051,27 @@ class BundleStore:
         next_hop: str | None,
         name: str | None,
         blob: bytes | None,
+        unwritten: tuple[int, int, bytes] | None = None,
     ) -> StoredBundle | None:
         """Insert a row unless its identity is known (caller holds the lock, checked the quota,
-        and wrote the file ``name`` if any, which is unlinked here if the row is not stored)."""
+        and wrote the file ``name`` if any, which is unlinked here if the row is not stored).
+        With ``unwritten`` (the file's open descriptor, its present size and the bytes for it),
+        the file ``name`` is written just before the commit instead, unless the row is removed
+        first."""
         sid = self._last_id + 1
         if key in self._id_by_key or key in self._known_keys:
-            if name is not None:
-                self._drop(name)
+            self._discard(name, unwritten)
             return None
         if not self._in_txn:
             try:
                 self._begin()
             except StoreError:
-                if name is not None:
-                    self._drop(name)
+                self._discard(name, unwritten)
                 raise
         row = (sid, *key, destination._text, received, expiry, size, klass, state, next_hop, name, blob)
         self._ins[sid] = row
+        if unwritten is not None and name is not None:
+            self._unwritten[sid] = (name, *unwritten)
         self._meta[sid] = (size, name, expiry)
         self._meta_min_expiry = min(self._meta_min_expiry, expiry)
         if name is not None:
@@ -1085,26 +1122,27 @@ class BundleStore:
             return name, fd, 0
         raise StoreError(f"cannot find a free payload file name in {self.payload_dir}")
 
-    def _write_file(self, data: bytes) -> str:
-        """Write a payload file (fsync'd now in FULL mode, by the checkpointer in NORMAL); its name."""
-        name, fd, old_size = self._new_file()
+    def _write_into(self, fd: int, data: bytes, old_size: int) -> None:
+        """Write a payload file from its start, cut to ``data`` when it was longer (fsync'd now
+        in FULL mode, by the checkpointer in NORMAL)."""
         size = len(data)
-        try:
-            done = os.pwrite(fd, data, 0)
-            if done < size:
-                view = memoryview(data)
-                while done < size:
-                    done += os.pwrite(fd, view[done:], done)
-            if old_size > size:
-                os.ftruncate(fd, size)
-            if self.synchronous == "FULL":
-                os.fsync(fd)
-        except OSError as exc:
-            os.close(fd)
-            _unlink(self._pdir + name)
-            raise _os_error(f"cannot write the payload file payloads/{name}", exc) from exc
-        self._keep(name, fd)
-        return name
+        done = os.pwrite(fd, data, 0)
+        if done < size:
+            view = memoryview(data)
+            while done < size:
+                done += os.pwrite(fd, view[done:], done)
+        if old_size > size:
+            os.ftruncate(fd, size)
+        if self.synchronous == "FULL":
+            os.fsync(fd)
+
+    def _discard(self, name: str | None, unwritten: tuple[int, int, bytes] | None) -> None:
+        """Delete the payload file of a row not inserted, and close its descriptor."""
+        if unwritten is not None:
+            with contextlib.suppress(OSError):
+                os.close(unwritten[0])
+        if name is not None:
+            self._drop(name)
 
     def _keep(self, name: str, fd: int) -> None:
         """Keep a written payload file's descriptor for its reuse, or close it past the limit.
@@ -1445,6 +1483,7 @@ class BundleStore:
             self._begin()
             if self._ins.pop(store_id, None) is None:
                 self._del.append((store_id,))
+            unwritten = self._unwritten.pop(store_id, None)
             size, name, expiry = meta
             if keep:
                 self._rem.append((*key, expiry))
@@ -1454,7 +1493,11 @@ class BundleStore:
             self._bytes -= size
             if name is not None:
                 self._unlink_after.add(name)
-                if size < self.recycle_below:
+                if unwritten is not None:  # never written, never read: reusable as it is
+                    self._keep(name, unwritten[1])
+                    if self.recycle_below:
+                        self._recyclable[name] = unwritten[2]
+                elif size < self.recycle_below:
                     self._recyclable[name] = size
             self._bump("removed." + why, 1)
             self._end()
@@ -1668,7 +1711,8 @@ class BundleStore:
     def _close_quietly(self) -> None:
         self._closed = True
         fds, self._fds = self._fds, {}
-        for fd in fds.values():
+        unwritten, self._unwritten = self._unwritten, {}
+        for fd in [*fds.values(), *(u[1] for u in unwritten.values())]:
             with contextlib.suppress(OSError):
                 os.close(fd)
         if self._checkpointer is not None:
