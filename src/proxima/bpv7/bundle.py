@@ -1504,10 +1504,16 @@ def _parse_fast(data: bytes) -> tuple[Bundle, int, bool, tuple[str, int] | None]
         else:
             length, q = _head_at(data, q + 1, 2)
         end = q + length
+        d = data[q:end]
+        # The CRC runs over the head, the data already cut out, then the CRC value's head and
+        # zeros: the block is not copied once more for it (a payload block is most of a bundle).
         if bc == 2:
             if not with_crc or data[end] != 0x44:
                 return None
-            if bad_crc is None and crc32c(_Z4, crc32c(data[p : end + 1])) != _UNPACK_I(data, end + 1)[0]:
+            if (
+                bad_crc is None
+                and crc32c(_CRC32_TAIL, crc32c(d, crc32c(data[p:q]))) != _UNPACK_I(data, end + 1)[0]
+            ):
                 bad_crc = (f"block {num} (type {t})", num)
             p = end + 5
         elif bc == 0:
@@ -1519,7 +1525,7 @@ def _parse_fast(data: bytes) -> tuple[Bundle, int, bool, tuple[str, int] | None]
                 return None
             if (
                 bad_crc is None
-                and crc16_x25(_Z2, crc16_x25(data[p : end + 1])) != _UNPACK_H(data, end + 1)[0]
+                and crc16_x25(_CRC16_TAIL, crc16_x25(d, crc16_x25(data[p:q]))) != _UNPACK_H(data, end + 1)[0]
             ):
                 bad_crc = (f"block {num} (type {t})", num)
             p = end + 3
@@ -1527,7 +1533,6 @@ def _parse_fast(data: bytes) -> tuple[Bundle, int, bool, tuple[str, int] | None]
             return None
         if p > len(data):
             return None
-        d = data[q:end]
         append(_new(CanonicalBlock, (t, num, bf, bc, d)))
         # The rules of _block_rules, as cheap sufficient conditions.
         if num < 64 and not used >> num & 1:
