@@ -836,7 +836,8 @@ class BundleStore:
                     checkpointer.written(self._txn_files)
                 if self._unlink_after:
                     checkpointer.removed(self._unlink_after)
-            checkpointer.wake.set()
+            if not checkpointer.wake.is_set():  # set() takes a lock and notifies: per commit
+                checkpointer.wake.set()
         self._dirty_counters.clear()
         self._txn_files.clear()
         if self._unlink_after:
