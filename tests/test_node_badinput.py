@@ -233,3 +233,56 @@ def test_a_truncated_transfer_stores_nothing_and_other_peers_are_served(tmp_path
         peer2.writer.close()
 
     run_against_ground(tmp_path, body)
+
+
+def ion_fragment_with_blocks_numbered_zero() -> bytes:
+    """Shaped like ION 4.1.3's fragments: each extension block's number left at 0, which RFC
+    9171 reserves for the primary block (ION copies the blocks into a fragment without it)."""
+    import cbor2
+
+    primary = [7, 0x01, 0, [2, [3, 7]], [2, [5, 1]], [2, [5, 1]], [dtn_now_ms(), 10], 300_000, 0, 400]
+    blocks = [[6, 0, 16, 0, cbor2.dumps([2, [5, 0]])], [7, 0, 1, 0, cbor2.dumps(5)], [1, 1, 1, 0, bytes(200)]]
+    return b"\x9f" + cbor2.dumps(primary) + b"".join(cbor2.dumps(b) for b in blocks) + b"\xff"
+
+
+@pytest.mark.parametrize("cla", ["stcp", "udp"])
+def test_an_invalid_bundle_over_stcp_or_udp_is_counted_and_logged_and_the_link_goes_on(
+    tmp_path: Path, cla: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """STCP and UDP have no way to refuse a bundle: an invalid one shows in the node's counters
+    (received, invalid) and in a warning naming the problem, and the next bundle gets through."""
+    kind = socket.SOCK_DGRAM if cla == "udp" else socket.SOCK_STREAM
+    port = free_port(kind)
+    ground = Node(
+        NodeConfig(
+            node_id=GROUND,
+            store_path=tmp_path / "ground",
+            endpoints=(POSTS,),
+            listen=(ListenConfig(cla, "127.0.0.1", port),),
+        )
+    )
+
+    def frame(bundle: bytes) -> bytes:
+        return bundle if cla == "udp" else len(bundle).to_bytes(4, "big") + bundle
+
+    async def main() -> None:
+        await ground.start()
+        sock = socket.socket(socket.AF_INET, kind)
+        try:
+            sock.connect(("127.0.0.1", port))
+            with caplog.at_level("WARNING"):
+                sock.send(frame(ion_fragment_with_blocks_numbered_zero()))
+                async with asyncio.timeout(5):
+                    while ground.status()["counters"]["invalid"] < 1:
+                        await asyncio.sleep(0.01)
+            assert ground.status()["counters"]["received"] == 1
+            warnings = [r.getMessage() for r in caplog.records]
+            assert any("not kept" in w and "block number 0" in w for w in warnings), warnings
+            sock.send(frame(post(1)))
+            assert (await ground.take(POSTS, timeout=5)) is not None
+            assert ground.status()["counters"]["invalid"] == 1
+        finally:
+            sock.close()
+            await ground.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))

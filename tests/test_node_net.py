@@ -72,3 +72,38 @@ def test_three_nodes_relay_over(cla: str, tmp_path: Path) -> None:
     assert sorted(got) == sorted(
         [f"post {i} via {cla}".encode() for i in range(20)] + [bytes(range(256)) * 200]
     )
+
+
+def test_a_bundle_too_large_for_a_udp_datagram_goes_in_fragments_and_arrives_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """UDP carries at most 65,507 bytes a datagram: a larger bundle is split into fragments that
+    each fit (RFC 9171 §5.8), relayed one by one and reassembled for the application. One that
+    must not be fragmented is given up with a warning that says why."""
+    from proxima.bpv7.bundle import BundleFlag
+
+    iss, relay, ground = chain(tmp_path, "udp")
+    big = bytes(range(256)) * 800  # 204,800 bytes
+
+    async def main() -> None:
+        for n in (ground, relay, iss):
+            await n.start()
+        await iss.send(POSTS, big)
+        d = await ground.take(POSTS, timeout=10)
+        assert d is not None and d.bundle.payload == big
+        await ground.ack(POSTS, d.store_id)
+        assert iss.agent.counters.fragmented == 1 and iss.agent.counters.deleted == 0
+        assert not d.bundle.primary.flags & BundleFlag.IS_FRAGMENT  # reassembled
+        with caplog.at_level("WARNING", logger="proxima.runtime.node"):
+            await iss.send(POSTS, big, flags=int(BundleFlag.MUST_NOT_FRAGMENT))
+            for _ in range(200):
+                if iss.agent.counters.deleted:
+                    break
+                await asyncio.sleep(0.01)
+        assert iss.agent.counters.deleted == 1 and iss.agent.counters.fragmented == 1
+        assert any("does not fit in a datagram" in r.getMessage() for r in caplog.records)
+        assert await ground.take(POSTS, timeout=0.3) is None
+        for n in (iss, relay, ground):
+            await n.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))

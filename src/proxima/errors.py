@@ -9,6 +9,8 @@ Every error Proxima raises on purpose is a :class:`ProximaError`, and says whose
     │   ├── ConfigError         a configuration file or value is wrong (names the file and key)
     │   │   └── KeyFileError    a key or keyring file is missing, unreadable, too open or not Ed25519
     │   ├── StoreError          the local bundle store refuses or fails (full, corrupt, closed)
+    │   ├── TooLargeForLink     a bundle is larger than a convergence layer carries in one piece
+    │   │                       (``limit``: the most bytes it takes, e.g. a UDP datagram's)
     │   ├── PostError           a crew post as drafted breaks a rule (``field`` names it: "text[fr]:
     │   │                       5012 characters, at most 5000")
     │   ├── GroundError         the ground service refuses a request; ``reason`` is the HTTP status
@@ -140,6 +142,15 @@ class ConfigError(LocalError):
 
 class StoreError(LocalError):
     """The local bundle store refuses (full, closed) or fails (corrupt); nothing stored is lost."""
+
+
+class TooLargeForLink(LocalError):
+    """A bundle is larger than a convergence layer carries in one piece; ``limit`` is the most
+    encoded bytes it takes (the node then splits the bundle into fragments, RFC 9171 §5.8)."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class ConvergenceLayerError(ProtocolError):

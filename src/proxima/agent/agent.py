@@ -742,6 +742,23 @@ class BundleAgent:
         self._deleted(bundle, now_ms, reason, actions)
         return actions
 
+    def refragment(self, key: int, max_bytes: int, now_ms: int) -> list[Action] | None:
+        """Split bundle ``key``, which a link could not carry whole, into fragments whose
+        encodings stay within ``max_bytes`` once this node adds its previous node block (RFC
+        9171 §5.8); they are placed again one by one. None when it cannot or must not be split
+        (too small a limit, "must not fragment", an administrative record, a payload kept
+        outside memory): the caller then gives up on it."""
+        held = self._held.get(key)
+        if held is None:
+            return []
+        # Room for what leaving adds: the previous node block (its EID, the block's head and a
+        # CRC-32C) and a hop count that may grow by a byte or two.
+        limit = max_bytes - len(self.node_id.cbor) - 24
+        actions: list[Action] = []
+        if limit <= 0 or not self._fragment(held, limit, now_ms, actions):
+            return None
+        return actions
+
     def cancel(self, key: int, now_ms: int, reason: int = Reason.TRANSMISSION_CANCELED) -> list[Action]:
         """Give up on bundle ``key`` (a next hop refuses it for good): delete it with ``reason``."""
         actions: list[Action] = []

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Final, NoReturn, TypeAlias
 
-from proxima.errors import ConvergenceLayerError, LocalError
+from proxima.errors import ConvergenceLayerError, LocalError, TooLargeForLink
 
 __all__ = [
     "CLOSED",
@@ -174,8 +174,9 @@ def udp_datagram(bundle: Buffer, max_size: int = UDP_MAX_DATAGRAM) -> bytes:
     if not data:
         raise LocalError("UDP: cannot send an empty bundle")
     if len(data) > max_size:
-        raise LocalError(
-            f"UDP: a {len(data)}-byte bundle does not fit in a datagram of at most {max_size} bytes"
+        raise TooLargeForLink(
+            f"UDP: a {len(data)}-byte bundle does not fit in a datagram of at most {max_size} bytes",
+            limit=max_size,
         )
     return data
 

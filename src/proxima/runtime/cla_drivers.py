@@ -52,7 +52,14 @@ from proxima.cla.tcpcl import (
     TransferStarted,
     XferRefuseReason,
 )
-from proxima.errors import BundleError, ConvergenceLayerError, LocalError, RemoteError, StoreError
+from proxima.errors import (
+    BundleError,
+    ConvergenceLayerError,
+    LocalError,
+    RemoteError,
+    StoreError,
+    TooLargeForLink,
+)
 from proxima.runtime.links import SplicedBundle, read_all
 
 if TYPE_CHECKING:
@@ -85,6 +92,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BUNDLE_SIZE: Final = 1 << 30
 """The largest bundle the MTCP and STCP drivers accept unless told otherwise."""
+UDP_RECEIVE_BUFFER: Final = 4 * 1024 * 1024
+"""Receive buffer asked for on a UDP endpoint's socket (SO_RCVBUF)."""
 STCP_DEFAULT_KEEPALIVE: Final = 15.0
 """Seconds of sending nothing after which an STCP link sends a keepalive (four zero bytes)."""
 
@@ -1081,7 +1090,7 @@ class StreamLink(asyncio.Protocol):
             self.bundles_dropped += 1
             _abort_incoming(incoming)
             if isinstance(exc, BundleError | StoreError):
-                log.info("%s: bundle from %s not kept: %s", self._cla.upper(), self.peer_address, exc)
+                log.warning("%s: bundle from %s not kept: %s", self._cla.upper(), self.peer_address, exc)
             else:
                 log.exception("%s: committing a bundle from %s failed", self._cla.upper(), self.peer_address)
         else:
@@ -1254,7 +1263,9 @@ class UdpLink(asyncio.DatagramProtocol):
         if self._peer_addr is None:
             raise LocalError("UDP: this endpoint has no peer address to send to")
         if isinstance(data, SplicedBundle) and len(data) > self._max:  # never read it whole to refuse it
-            raise LocalError(f"UDP: a {len(data)}-byte bundle does not fit in a datagram of {self._max}")
+            raise TooLargeForLink(
+                f"UDP: a {len(data)}-byte bundle does not fit in a datagram of {self._max}", limit=self._max
+            )
         datagram = framing.udp_datagram(read_all(data), self._max)
         transport = self._transport
         if transport is None or transport.is_closing():
@@ -1274,6 +1285,12 @@ class UdpLink(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The socket is bound; with a peer address the link is up."""
         self._transport = cast("asyncio.DatagramTransport", transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Room for a burst of full datagrams (the kernel caps it at net.core.rmem_max): the
+            # default of about 200 KiB holds three, and UDP drops what does not fit.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         if self._peer_addr is not None:
             self._up = True
             try:
@@ -1336,7 +1353,7 @@ class UdpLink(asyncio.DatagramProtocol):
             self.bundles_dropped += 1
             _abort_incoming(incoming)
             if isinstance(exc, BundleError | StoreError):
-                log.info("UDP: bundle from %s not kept: %s", addr, exc)
+                log.warning("UDP: bundle from %s not kept: %s", addr, exc)
             else:
                 log.exception("UDP: committing a bundle from %s failed", addr)
         else:

@@ -24,7 +24,15 @@ from proxima.agent.routing import StaticRouter
 from proxima.bpv7.bundle import Bundle, BundleFlag, PrimaryBlock, decode_bundle
 from proxima.bpv7.eid import DTN_NONE, EID
 from proxima.bpv7.stream import BundleHead, PayloadCRC, decode_bundle_head
-from proxima.errors import BundleError, ConfigError, Incomplete, LocalError, ProximaError, StoreError
+from proxima.errors import (
+    BundleError,
+    ConfigError,
+    Incomplete,
+    LocalError,
+    ProximaError,
+    StoreError,
+    TooLargeForLink,
+)
 from proxima.routing.router import ContactGraphRouter
 from proxima.runtime.links import SplicedBundle
 from proxima.runtime.store import BundleState, BundleStore, RemoveReason
@@ -792,7 +800,12 @@ class Node:
         self._check_failed()
         try:
             bundle = decode_bundle(data)
-        except Incomplete as exc:
+        except (BundleError, Incomplete) as exc:
+            counters = self.agent.counters
+            counters.received += 1
+            counters.invalid += 1
+            if isinstance(exc, BundleError):
+                raise
             # the transfer is complete, so a bundle that needs more bytes is simply invalid
             raise BundleError(f"the bundle is truncated: {exc}", reason=8) from exc
         identity = bundle.id
@@ -920,7 +933,14 @@ class Node:
         others after a pause so a refusing peer is not hammered."""
         refusal = getattr(exc, "reason", None)
         refused_for_good = type(exc).__name__ == "TransferRefusedError" and refusal in (4, 5)
+        if isinstance(exc, TooLargeForLink):
+            actions = self.agent.refragment(key, exc.limit, self.clock())
+            if actions is not None:
+                log.info("%s; sending it in fragments of at most %d bytes", exc, exc.limit)
+                self._apply(actions)
+                return
         if isinstance(exc, LocalError) or refused_for_good:
+            log.warning("giving up on a bundle (reason 3, transmission cancelled): %s", exc)
             self._apply(self.agent.cancel(key, self.clock()))
             return
         loop = asyncio.get_running_loop()
