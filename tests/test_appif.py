@@ -1019,8 +1019,8 @@ def test_connection_lost_fails_pending_requests(tmp_path: Path) -> None:
 # -- the command line ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -1203,9 +1203,9 @@ def test_cli_help() -> None:
 class NodeProcess:
     """``proxima node run`` in a child process; ``port`` is its application interface."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proxima", "node", "run", "--config", str(config)],
+            [sys.executable, "-m", "proxima", "node", "run", "--config", str(config), *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -1246,6 +1246,31 @@ def test_node_run_serves_until_a_signal(tmp_path: Path, sig: signal.Signals) -> 
         r = cli("send", "--node", node.node, "--to", "ipn:5.0", "--payload", "self")
         assert r.exit_code == 0, r.output
         assert node.stop(sig) == (0, "node ipn:5.0 stopped\n", "")
+    finally:
+        node.kill()
+
+
+@pytest.mark.parametrize("level", ["debug", "warning"])
+def test_node_run_writes_log_messages_from_the_level_asked(tmp_path: Path, level: str) -> None:
+    """A datagram that is not a bundle is logged at debug level: with --log-level debug the
+    line reaches stderr, with the default (warning) nothing does."""
+    port = free_port(socket.SOCK_DGRAM)
+    config = tmp_path / "n.toml"
+    config.write_text(
+        f'node_id = "ipn:5.0"\n[app]\nport = 0\n[storage]\npath = "store"\n'
+        f'[[listen]]\ncla = "udp"\nhost = "127.0.0.1"\nport = {port}\n'
+    )
+    node = NodeProcess(config, "--log-level", level)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"not a bundle", ("127.0.0.1", port))
+        cli("node", "status", "--node", node.node)  # a round trip: the datagram was read by then
+        code, out, err = node.stop()
+        assert (code, out) == (0, "node ipn:5.0 stopped\n")
+        if level == "debug":
+            assert "DEBUG proxima.runtime.cla_drivers: UDP: dropping a datagram" in err, err
+        else:
+            assert err == ""
     finally:
         node.kill()
 

@@ -318,12 +318,25 @@ def node_group() -> None:
     type=click.Path(dir_okay=False),
     help="The node's TOML configuration file.",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    envvar="PROXIMA_LOG_LEVEL",
+    help="Least severe log messages written to stderr (or $PROXIMA_LOG_LEVEL).",
+)
 @guard
-def node_run(config_path: str) -> None:
+def node_run(config_path: str, log_level: str) -> None:
     """Run a node until SIGINT or SIGTERM, then stop it cleanly."""
+    import logging
+
     from proxima.runtime.config import load_config
     from proxima.runtime.node import tune_gc
 
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     config = load_config(config_path)
     tune_gc()
     asyncio.run(_run_node(config))
