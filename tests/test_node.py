@@ -198,6 +198,11 @@ via = "ipn:3.0"
     assert c.node_id == RELAY and c.store_path == tmp_path / "store" and c.quota_bytes == 1_000_000
     assert c.app.port == 4300 and c.listen[0].port == 4556 and c.neighbours[0].cla == "stcp"
     assert c.routes == (RouteConfig("ipn:3.*", GROUND),)
+    assert c.neighbours[0].rate is None
+    udp = parse_config(
+        'node_id = "ipn:2.0"\n[[neighbour]]\nnode_id = "ipn:3.0"\ncla = "udp"\nport = 9\nrate = 5_000_000'
+    )
+    assert udp.neighbours[0].rate == 5_000_000
 
 
 @pytest.mark.parametrize(
@@ -211,6 +216,14 @@ via = "ipn:3.0"
         ('node_id = "ipn:2.0"\nfoo = 1', "foo: unknown key"),
         ('node_id = "ipn:2.0"\n[[neighbour]]\ncla = "tcpcl"\nport = 1', "neighbour[0].node_id is missing"),
         ("node_id = ", "not valid TOML"),
+        (
+            'node_id = "ipn:2.0"\n[[neighbour]]\nnode_id = "ipn:3.0"\ncla = "tcpcl"\nport = 1\nrate = 1000',
+            "neighbour[0].rate must be for a udp neighbour only",
+        ),
+        (
+            'node_id = "ipn:2.0"\n[[neighbour]]\nnode_id = "ipn:3.0"\ncla = "udp"\nport = 1\nrate = 0',
+            "neighbour[0].rate must be a positive number of bytes per second",
+        ),
     ],
 )
 def test_config_errors_name_the_key(text: str, message: str) -> None:

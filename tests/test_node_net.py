@@ -107,3 +107,51 @@ def test_a_bundle_too_large_for_a_udp_datagram_goes_in_fragments_and_arrives_who
             await n.stop()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_udp_neighbour_s_rate_spaces_the_datagrams_so_a_small_receive_buffer_keeps_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver at the kernel's default UDP buffer (about 200 KiB, as ION's is) drops part of
+    a burst of full datagrams. With ``rate`` on the neighbour, the five fragments of a 300-KB
+    bundle leave one after another at that rate, and all of them arrive."""
+    import time
+
+    from proxima.runtime import cla_drivers
+
+    monkeypatch.setattr(cla_drivers, "UDP_RECEIVE_BUFFER", 106_496)  # the kernel doubles it: 212,992
+    port = free_port(socket.SOCK_DGRAM)
+    rate = 5_000_000
+    iss = Node(
+        NodeConfig(
+            node_id=ISS,
+            store_path=tmp_path / "iss",
+            neighbours=(NeighbourConfig(GROUND, "udp", "127.0.0.1", port, rate=rate),),
+            routes=(RouteConfig("*", GROUND),),
+        )
+    )
+    ground = Node(
+        NodeConfig(
+            node_id=GROUND,
+            store_path=tmp_path / "ground",
+            endpoints=(POSTS,),
+            listen=(ListenConfig("udp", "127.0.0.1", port),),
+        )
+    )
+    big = bytes(range(256)) * 1200  # 307,200 bytes: five fragments
+
+    async def main() -> float:
+        for n in (ground, iss):
+            await n.start()
+        started = time.monotonic()
+        await iss.send(POSTS, big)
+        d = await ground.take(POSTS, timeout=10)
+        elapsed = time.monotonic() - started
+        assert d is not None and d.bundle.payload == big
+        assert iss.agent.counters.fragmented == 1 and iss.agent.counters.forwarded == 5
+        for n in (iss, ground):
+            await n.stop()
+        return elapsed
+
+    elapsed = asyncio.run(asyncio.wait_for(main(), 60))
+    assert elapsed >= 4 * 60_000 / rate  # the last fragment left four slots after the first

@@ -1218,12 +1218,15 @@ class UdpLink(asyncio.DatagramProtocol):
         peer_addr: tuple[str, int] | None = None,
         peer: EID | None = None,
         max_datagram: int = framing.UDP_MAX_DATAGRAM,
+        rate: int | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._sink = sink
         self._peer_addr = peer_addr
         self._peer = peer
         self._max = max_datagram
+        self._rate = rate  # bytes per second at most, or None
+        self._next_send = 0.0  # loop time from which the next datagram may leave
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks = _Tasks()
         self._writes = _WriteGate(self._loop)
@@ -1267,6 +1270,13 @@ class UdpLink(asyncio.DatagramProtocol):
                 f"UDP: a {len(data)}-byte bundle does not fit in a datagram of {self._max}", limit=self._max
             )
         datagram = framing.udp_datagram(read_all(data), self._max)
+        if self._rate is not None:
+            # Each datagram takes its turn at the rate, in the order the sends were called.
+            now = self._loop.time()
+            start = max(now, self._next_send)
+            self._next_send = start + len(datagram) / self._rate
+            if start > now:
+                await asyncio.sleep(start - now)
         transport = self._transport
         if transport is None or transport.is_closing():
             raise LinkClosedError("UDP endpoint is closed")
@@ -1368,11 +1378,13 @@ async def udp_endpoint(
     peer_addr: tuple[str, int] | None = None,
     peer: EID | None = None,
     max_datagram: int = framing.UDP_MAX_DATAGRAM,
+    rate: int | None = None,
 ) -> UdpLink:
-    """Bind a UDP socket on ``host:port`` receiving bundles (from anyone) and sending to ``peer_addr``."""
+    """Bind a UDP socket on ``host:port`` receiving bundles (from anyone) and sending to
+    ``peer_addr``, at most ``rate`` bytes per second when given."""
     loop = asyncio.get_running_loop()
     _, link = await loop.create_datagram_endpoint(
-        lambda: UdpLink(sink, peer_addr=peer_addr, peer=peer, max_datagram=max_datagram),
+        lambda: UdpLink(sink, peer_addr=peer_addr, peer=peer, max_datagram=max_datagram, rate=rate),
         local_addr=(host, port),
     )
     return link

@@ -23,6 +23,7 @@ Example::
     cla = "tcpcl"
     host = "127.0.0.1"
     port = 4557
+    # rate = 10_000_000           # udp only: bytes per second at most (default: no limit)
 
     [[route]]
     destination = "ipn:3.*"        # *, an EID, ipn:N.*, dtn://node/*
@@ -90,6 +91,10 @@ class NeighbourConfig:
     port: int
     tls: bool = False
     tls_ca: Path | None = None
+    rate: int | None = None
+    """UDP only: the most bytes per second sent to it (None: as fast as the socket takes them).
+    UDP has no flow control: a receiver whose socket buffer is small (ION's, at the kernel's
+    default) drops what arrives in a burst, such as the fragments of a large bundle."""
 
 
 @dataclass(frozen=True)
@@ -261,16 +266,22 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         )
     neighbours = []
     for t in r.tables("neighbour"):
-        t.unknown({"node_id", "cla", "host", "port", "tls", "tls_ca"})
+        t.unknown({"node_id", "cla", "host", "port", "tls", "tls_ca", "rate"})
         ca = t.get("tls_ca", str, None)
+        cla = t.cla()
+        rate = t.get("rate", int, None)
+        if rate is not None and (rate <= 0 or cla != "udp"):
+            what = "a positive number of bytes per second" if rate <= 0 else "for a udp neighbour only"
+            raise ConfigError(f"{t.where('rate')} must be {what}, not {rate!r} (cla {cla!r})")
         neighbours.append(
             NeighbourConfig(
                 t.eid("node_id").node_id,
-                t.cla(),
+                cla,
                 t.get("host", str, "127.0.0.1"),
                 t.port(),
                 t.get("tls", bool, False),
                 None if ca is None else base / ca,
+                rate,
             )
         )
     routes = []

@@ -103,6 +103,6 @@ async def connect(nc: NeighbourConfig, node: _Sink) -> Link:
         return await cla_drivers.stcp_connect(nc.host, nc.port, node, peer=nc.node_id)
     if nc.cla == "udp":
         return await cla_drivers.udp_endpoint(
-            "127.0.0.1", 0, node, peer_addr=(nc.host, nc.port), peer=nc.node_id
+            "127.0.0.1", 0, node, peer_addr=(nc.host, nc.port), peer=nc.node_id, rate=nc.rate
         )
     raise ConfigError(f"unknown convergence layer {nc.cla!r}")
