@@ -121,7 +121,7 @@ def test_a_udp_neighbour_s_rate_spaces_the_datagrams_so_a_small_receive_buffer_k
 
     monkeypatch.setattr(cla_drivers, "UDP_RECEIVE_BUFFER", 106_496)  # the kernel doubles it: 212,992
     port = free_port(socket.SOCK_DGRAM)
-    rate = 5_000_000
+    rate = 2_000_000
     iss = Node(
         NodeConfig(
             node_id=ISS,
