@@ -56,14 +56,14 @@ def post(seq: int, size: int = 10) -> bytes:
     )
 
 
-def run_against_ground(tmp_path: Path, body: object, *, quota: int | None = None) -> None:
-    port = free_port()
+def run_against_ground(tmp_path: Path, body: object, *, quota: int | None = None, cla: str = "tcpcl") -> None:
+    port = free_port(socket.SOCK_DGRAM if cla == "udp" else socket.SOCK_STREAM)
     ground = Node(
         NodeConfig(
             node_id=GROUND,
             store_path=tmp_path / "ground",
             endpoints=(POSTS,),
-            listen=(ListenConfig("tcpcl", "127.0.0.1", port),),
+            listen=(ListenConfig(cla, "127.0.0.1", port),),
             quota_bytes=quota,
         )
     )
@@ -252,23 +252,12 @@ def test_an_invalid_bundle_over_stcp_or_udp_is_counted_and_logged_and_the_link_g
     """STCP and UDP have no way to refuse a bundle: an invalid one shows in the node's counters
     (received, invalid) and in a warning naming the problem, and the next bundle gets through."""
     kind = socket.SOCK_DGRAM if cla == "udp" else socket.SOCK_STREAM
-    port = free_port(kind)
-    ground = Node(
-        NodeConfig(
-            node_id=GROUND,
-            store_path=tmp_path / "ground",
-            endpoints=(POSTS,),
-            listen=(ListenConfig(cla, "127.0.0.1", port),),
-        )
-    )
 
     def frame(bundle: bytes) -> bytes:
         return bundle if cla == "udp" else len(bundle).to_bytes(4, "big") + bundle
 
-    async def main() -> None:
-        await ground.start()
-        sock = socket.socket(socket.AF_INET, kind)
-        try:
+    async def body(ground: Node, port: int) -> None:
+        with socket.socket(socket.AF_INET, kind) as sock:
             sock.connect(("127.0.0.1", port))
             with caplog.at_level("WARNING"):
                 sock.send(frame(ion_fragment_with_blocks_numbered_zero()))
@@ -281,8 +270,5 @@ def test_an_invalid_bundle_over_stcp_or_udp_is_counted_and_logged_and_the_link_g
             sock.send(frame(post(1)))
             assert (await ground.take(POSTS, timeout=5)) is not None
             assert ground.status()["counters"]["invalid"] == 1
-        finally:
-            sock.close()
-            await ground.stop()
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    run_against_ground(tmp_path, body, cla=cla)

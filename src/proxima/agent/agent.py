@@ -474,10 +474,14 @@ class BundleAgent:
         try:
             bundle = decode_bundle(data)
         except (BundleError, Incomplete):
-            self.counters.received += 1
-            self.counters.invalid += 1
+            self.count_invalid()
             raise
         return self.receive_bundle(bundle, now_ms=now_ms)
+
+    def count_invalid(self) -> None:
+        """Count a received bundle that could not be decoded (the caller decoded it itself)."""
+        self.counters.received += 1
+        self.counters.invalid += 1
 
     def receive_bundle(
         self, bundle: Bundle, *, now_ms: int, payload_length: int | None = None

@@ -390,18 +390,15 @@ class _Connection:
         lock, or when it is free."""
         if self.writer.is_closing():
             raise ConnectionResetError("the client went away")
-        self._out.extend(pieces)
-        self._flush()
-
-    async def raw_write(self, pieces: Sequence[bytes]) -> None:
-        """:meth:`write_pieces` for the holder of :meth:`exclusive`."""
-        if self.writer.is_closing():
-            raise ConnectionResetError("the client went away")
         if self._held:  # streaming: only these bytes; answers queued meanwhile wait
             self.writer.write(b"".join(pieces))
         else:
             self._out.extend(pieces)
             self._flush()
+
+    async def raw_write(self, pieces: Sequence[bytes]) -> None:
+        """:meth:`write_pieces` for the holder of :meth:`exclusive`."""
+        self.write_now(pieces)
         await self.writer.drain()
         if self.writer.is_closing():
             raise ConnectionResetError("the client went away")

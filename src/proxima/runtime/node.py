@@ -801,9 +801,7 @@ class Node:
         try:
             bundle = decode_bundle(data)
         except (BundleError, Incomplete) as exc:
-            counters = self.agent.counters
-            counters.received += 1
-            counters.invalid += 1
+            self.agent.count_invalid()
             if isinstance(exc, BundleError):
                 raise
             # the transfer is complete, so a bundle that needs more bytes is simply invalid

@@ -761,12 +761,7 @@ class BundleStore:
             except OSError as exc:
                 for other, other_fd, _, _ in pending[i:]:  # the rollback deletes their files
                     self._keep(other, other_fd)
-                lost = self._in_txn and not self._autocommit and self._depth == 0
-                self._rollback()
-                error = _os_error(f"cannot write the payload file payloads/{name}", exc)
-                if lost:
-                    self._lost = error
-                raise error from exc
+                raise self._abandon(_os_error(f"cannot write the payload file payloads/{name}", exc)) from exc
             self._keep(name, fd)
 
     def _remember(self, key: _Key, expiry: int) -> None:
@@ -889,9 +884,13 @@ class BundleStore:
         In deferred mode the transaction rolled back may hold changes other callers are waiting
         to see committed: the next :meth:`flush` raises too, so none of them is told "durable".
         """
+        return self._abandon(_db_error(f"{what} failed; the open transaction was rolled back", exc))
+
+    def _abandon(self, error: StoreError) -> StoreError:
+        """Roll the open transaction back because of ``error``; ``error``, to raise (see
+        :meth:`_fail`: in deferred mode the next :meth:`flush` raises it too)."""
         lost = self._in_txn and not self._autocommit and self._depth == 0
         self._rollback()
-        error = _db_error(f"{what} failed; the open transaction was rolled back", exc)
         if lost:
             self._lost = error
         return error
