@@ -150,6 +150,46 @@ def test_large_bundle_survives_a_restart_of_the_relay(tmp_path: Path) -> None:
     assert asyncio.run(asyncio.wait_for(phase2(), 60)) == want
 
 
+def test_large_payloads_sent_from_memory_wait_on_disk_and_survive_a_restart(tmp_path: Path) -> None:
+    """A large payload handed to send() goes to the store's file at once: a backlog waiting for
+    a contact holds none of it in memory, and reaches the ground intact after a restart."""
+    payloads = [os.urandom(STREAM_THRESHOLD + 1 + k) for k in range(3)]
+
+    async def phase1() -> list[tuple[int, int]]:
+        iss, _, _ = chain(tmp_path)
+        await iss.start()  # the relay is not up: nothing can leave
+        stamps = []
+        for payload in payloads:
+            await iss.send(MEDIA, payload)
+            stamps.append((iss.last_sent.primary.creation_time, iss.last_sent.primary.sequence))
+        held = list(iss.agent._held.values())
+        assert len(held) == 3
+        for h in held:
+            assert h.external and h.bundle.payload == b"" and h.wire is None
+        assert iss.store is not None and len(iss.store) == 3
+        await iss.stop()
+        return stamps
+
+    async def phase2() -> dict[tuple[int, int], bytes]:
+        iss, relay, ground = chain(tmp_path)
+        for n in (ground, relay, iss):
+            await n.start()
+        got = {}
+        for _ in payloads:
+            d = await ground.take(MEDIA, timeout=30)
+            assert d is not None, "a bundle did not arrive"
+            p = d.bundle.primary
+            got[(p.creation_time, p.sequence)] = d.read_payload()
+            await ground.ack(MEDIA, d.store_id)
+        for n in (iss, relay, ground):
+            await n.stop()
+        return got
+
+    stamps = asyncio.run(asyncio.wait_for(phase1(), 60))
+    got = asyncio.run(asyncio.wait_for(phase2(), 60))
+    assert got == dict(zip(stamps, payloads, strict=True))
+
+
 def test_streamed_bundle_with_a_bad_payload_crc_is_refused(tmp_path: Path) -> None:
     """The payload CRC is checked as the bytes stream past; a corrupt bundle is not kept."""
     node = Node(NodeConfig(node_id=GROUND, store_path=tmp_path / "g", endpoints=(MEDIA,)))

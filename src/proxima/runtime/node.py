@@ -1059,8 +1059,23 @@ class Node:
     ) -> Bundle:
         """:meth:`send` without its own durability future: a caller originating many bundles
         in one event-loop turn waits once, on :meth:`durable`, which covers them all. Returns
-        the bundle (its creation timestamp identifies it)."""
+        the bundle (its creation timestamp identifies it).
+
+        A payload above :data:`STREAM_THRESHOLD` goes to the store's file at once and the
+        bundle is queued from there, as :meth:`start_send_file` does: a backlog of large bundles
+        waiting for a contact then stays on disk, not in memory.
+        """
         self._check_failed()
+        if len(payload) > STREAM_THRESHOLD and self.store is not None:
+            return self._originate_stored(
+                destination,
+                payload,
+                source=source,
+                lifetime_ms=lifetime_ms,
+                report_to=report_to,
+                flags=flags,
+                klass=klass,
+            )
         self._check_room(len(payload) + 100, None)
         bundle, actions = self.agent.send(
             destination,
@@ -1075,6 +1090,86 @@ class Node:
         self._apply(actions)  # may hand bundles to handlers, which may send bundles of their own
         self.last_sent = bundle
         return bundle
+
+    def _originate_stored(
+        self,
+        destination: EID,
+        payload: bytes,
+        *,
+        source: EID | None,
+        lifetime_ms: int,
+        report_to: EID,
+        flags: int,
+        klass: int | None,
+    ) -> Bundle:
+        """:meth:`originate` for a large payload: written to the store's file, then queued."""
+        size = len(payload)
+        now = self.clock()
+        bundle, head, crc, writer = self._prepare_stored(
+            destination, size, now, source=source, lifetime_ms=lifetime_ms, report_to=report_to,
+            flags=flags, klass=klass,
+        )
+        try:
+            crc.update(payload)
+            writer.write(head)
+            writer.write(payload)
+            writer.write(crc.trailer())
+            stored = writer.commit()
+        finally:
+            writer.abort()  # no-op once committed
+        if stored is None:  # pragma: no cover - see above
+            raise StoreError("the store already holds a bundle with this creation timestamp")
+        self._adopt_stored(bundle, head, stored.store_id, size, now, klass)
+        self.last_sent = bundle
+        return bundle
+
+    def _prepare_stored(
+        self,
+        destination: EID,
+        size: int,
+        now: int,
+        *,
+        source: EID | None,
+        lifetime_ms: int,
+        report_to: EID,
+        flags: int,
+        klass: int | None,
+    ) -> tuple[Bundle, bytes, PayloadCRC, BundleWriter]:
+        """The first step of a bundle originated straight into the store: its creation
+        timestamp, its head, the CRC to feed its payload to, and the store's writer for it."""
+        store = self._require_store()
+        self._check_room(size + 1024, None)
+        bundle, head, crc = self.agent.prepare(
+            destination,
+            size,
+            now_ms=now,
+            source=source,
+            lifetime_ms=lifetime_ms,
+            report_to=report_to,
+            flags=flags,
+        )
+        writer = store.open_writer(
+            expiry_ms=expiry_of(bundle, now),
+            identity=bundle.id,
+            destination=destination,
+            klass=default_class(bundle, size) if klass is None else klass,
+            received_ms=now,
+            expected_size=len(head) + size + 6,
+        )
+        if writer is None:  # pragma: no cover - a fresh creation timestamp is never known
+            raise StoreError("the store already holds a bundle with this creation timestamp")
+        return bundle, head, crc, writer
+
+    def _adopt_stored(
+        self, bundle: Bundle, head: bytes, sid: int, size: int, now: int, klass: int | None
+    ) -> None:
+        """Hand the agent a bundle originated straight into the store (payload in its file)."""
+        self._external[sid] = _payload_block_start(decode_bundle_head(head))
+        self._prestored = (bundle, sid)
+        try:
+            self._apply(self.agent.originate(bundle, now_ms=now, payload_length=size, klass=klass))
+        finally:
+            self._prestored = None
 
     async def send_file(
         self,
@@ -1137,29 +1232,12 @@ class Node:
                 klass=klass,
             ).primary
             return (p.creation_time, p.sequence), self.durable()
-        store = self._require_store()
-        self._check_room(size + 1024, None)
         now = self.clock()
-        bundle, head, crc = self.agent.prepare(
-            destination,
-            size,
-            now_ms=now,
-            source=source,
-            lifetime_ms=lifetime_ms,
-            report_to=report_to,
-            flags=flags,
+        bundle, head, crc, writer = self._prepare_stored(
+            destination, size, now, source=source, lifetime_ms=lifetime_ms, report_to=report_to,
+            flags=flags, klass=klass,
         )
         stamp = self.agent.sequence_state
-        writer = store.open_writer(
-            expiry_ms=expiry_of(bundle, now),
-            identity=bundle.id,
-            destination=destination,
-            klass=default_class(bundle, size) if klass is None else klass,
-            received_ms=now,
-            expected_size=len(head) + size + 6,
-        )
-        if writer is None:  # pragma: no cover - a fresh creation timestamp is never known
-            raise StoreError("the store already holds a bundle with this creation timestamp")
         task = asyncio.ensure_future(self._store_file(writer, bundle, head, crc, path, size, now, klass))
         self._copies.add(task)
         task.add_done_callback(self._copies.discard)
@@ -1192,13 +1270,7 @@ class Node:
             writer.abort()  # no-op once committed
         if stored is None:  # pragma: no cover - see start_send_file
             raise StoreError("the store already holds a bundle with this creation timestamp")
-        sid = stored.store_id
-        self._external[sid] = _payload_block_start(decode_bundle_head(head))
-        self._prestored = (bundle, sid)
-        try:
-            self._apply(self.agent.originate(bundle, now_ms=now, payload_length=size, klass=klass))
-        finally:
-            self._prestored = None
+        self._adopt_stored(bundle, head, stored.store_id, size, now, klass)
         await self.durable()
 
     def pending_deliveries(self, endpoint: EID) -> int:
