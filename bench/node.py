@@ -39,8 +39,16 @@ Measured:
 3. ping round trips ISS -> ground echo -> ISS (``NodeClient.ping``, interval 0), p50 and p99,
    and with three nodes for reference ISS -> relay echo (two nodes, as in ION's figure).
 
-Printed side by side with NASA ION 4.1.3's figures, which are *quoted* from issue 3 (ION on the
-same kind of machine, two nodes on loopback), not measured here: ION is not installed.
+Printed side by side with NASA ION 4.1.3's figures *quoted* from issue 3 (ION on the same kind
+of machine, two nodes on loopback). When ION is installed (``--ion DIR``, ``PROXIMA_BENCH_ION``
+or ``bpdriver`` on ``PATH``; ``--no-ion`` to skip), the same run then measures two ION nodes
+with ION's own tools, after the proxima nodes have stopped, and prints a second table of
+proxima/ION ratios: over STCP and over ION's TCPCL (version 3) with ION's benchmark
+configuration (its store in shared memory), and over STCP with its store in a file and
+transactions that roll back (nearest to the proxima stores; ``--ion-persistent-count`` 1-KB
+bundles, default 10,000, as it runs at about a hundred a second). Each size is sent the
+same number of times as proxima's; ping compares both at one round trip every 10 ms, as bping
+cannot go back to back. See ``bench/ion.py``.
 Targets: >= 10,000 1-KB bundles/s sustained over 100,000; >= 1.5 Gbit/s for bundles of 60 KB
 and more; relay peak memory < 200 MB while relaying a 1 GB bundle; ping p50 < 0.5 ms.
 ``--json`` prints every record (each size says ``"via": "files"`` or ``"attachments"``).
@@ -73,6 +81,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import benchinfo
+import ion as ion_peer
 from proxima.client import MAX_ATTACHMENT, NodeClient
 
 if TYPE_CHECKING:
@@ -96,6 +105,8 @@ TARGET_GBITS = 1.5
 TARGET_GBITS_MIN_SIZE = 60 * KIB
 TARGET_PEAK_MB_1G = 200
 TARGET_PING_P50_MS = 0.5
+PING_SPACING_S = 0.01  # for the side-by-side with ION's bping, which sends one every -i seconds
+ION_TIMEOUT_S = 600.0
 
 # NASA ION 4.1.3, two nodes on loopback, same kind of machine: quoted from issue 3, not measured.
 ION: dict[str, Any] = {
@@ -725,11 +736,19 @@ async def _stream_files(
     }
 
 
-async def ping(chain: Chain, to: str, count: int) -> dict[str, Any]:
+async def ping(chain: Chain, to: str, count: int, interval: float = 0.0) -> dict[str, Any]:
+    """``count`` round trips ``interval`` seconds apart (start to start; 0: each after the last reply)."""
     async with await NodeClient.connect(port=chain.app[ISS]) as c:
-        await c.ping(to, count=20, size=64, timeout=5.0, interval=0)  # warm-up
-        result = await c.ping(to, count=count, size=64, timeout=5.0, interval=0)
-    return {"to": result.to, "count": count, "size": 64, "received": result.received, **result.stats()}
+        await c.ping(to, count=20, size=64, timeout=5.0, interval=interval)  # warm-up
+        result = await c.ping(to, count=count, size=64, timeout=5.0, interval=interval)
+    return {
+        "to": result.to,
+        "count": count,
+        "size": 64,
+        "interval_s": interval,
+        "received": result.received,
+        **result.stats(),
+    }
 
 
 async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str, Any]:
@@ -751,6 +770,8 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
         + (", then ISS -> relay echo" if chain.nodes == 3 else "")
     )
     results["ping_ground"] = await ping(chain, "ipn:3.0", args.pings)
+    if args.ion_bin is not None:  # ION's bping cannot go back to back: compare at its spacing too
+        results["ping_ground_spaced"] = await ping(chain, "ipn:3.0", args.pings, PING_SPACING_S)
     if chain.nodes == 3:
         results["ping_relay"] = await ping(chain, "ipn:2.0", args.pings)
 
@@ -806,6 +827,62 @@ async def run_all(args: argparse.Namespace, chain: Chain, log: Any) -> dict[str,
     chain.check_alive()
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# ION beside it, when installed (bench/ion.py).
+
+# (label, ION CLA, configFlags, what it measures). Flags 1: ION's benchmark configuration, its
+# store in shared memory; 6: in a file, with transactions that roll back: nearest to the proxima
+# nodes' durable store.
+ION_SETUPS = (
+    ("stcp", "stcp", 1, "all"),
+    ("tcp", "tcp", 1, "1k+60k+ping"),
+    ("stcp-file", "stcp", 6, "1k+60k"),
+)
+
+
+def run_ion(args: argparse.Namespace, results: dict[str, Any], log: Any) -> dict[str, Any]:
+    """The same measurements on two ION nodes, each setup of :data:`ION_SETUPS` in turn."""
+    bindir: Path = args.ion_bin
+    out: dict[str, Any] = {"bin": str(bindir), "setups": {}}
+    counts = {x["size"]: x["count"] for x in results["sizes"] if "count" in x and "error" not in x}
+    for label, cla, flags, what in ION_SETUPS:
+        workdir = Path(tempfile.mkdtemp(prefix=f"proxima-bench-ion-{label}-"))
+        first, second = free_ports(2)
+        pair = ion_peer.IonPair(bindir, workdir, cla, (first, second), flags)
+        setup: dict[str, Any] = {"cla": cla, "config_flags": flags}
+        out["setups"][label] = setup
+        try:
+            out.setdefault("version", pair.version())
+            log(f"ION {label}: two nodes, {cla.upper()}, configFlags {flags}, in {workdir}")
+            pair.start()
+            pair.rate(KIB, 2_000, ION_TIMEOUT_S)  # warm-up, and waits out the first connection
+            if "ping" in what or what == "all":
+                log(f"ION {label}: {args.pings} bping round trips, {PING_SPACING_S * 1e3:.0f} ms apart")
+                setup["ping"] = pair.ping(args.pings, PING_SPACING_S)
+            n1k = args.count if flags == 1 else min(args.count, args.ion_persistent_count)
+            log(f"ION {label}: 1 KB, {n1k:,} bundles")
+            setup["rate_1k"] = pair.rate(KIB, n1k, ION_TIMEOUT_S)
+            setup["sizes"] = []
+            for size, ours in counts.items():
+                if what != "all" and size != 60 * KIB:
+                    continue
+                count = ours if flags == 1 else min(ours, max(8, args.ion_persistent_count // 10))
+                log(f"ION {label}: {human(size)}, {count:,} bundles")
+                try:
+                    setup["sizes"].append(pair.rate(size, count, ION_TIMEOUT_S))
+                except ion_peer.IonError as exc:
+                    setup["sizes"].append({"size": size, "count": count, "error": str(exc)})
+                    log(f"ION {label}: {exc}")
+                    break  # the node may be down; the next setup starts afresh
+        except (ion_peer.IonError, OSError, subprocess.SubprocessError) as exc:
+            setup["error"] = str(exc)
+            log(f"ION {label}: {exc}")
+        finally:
+            pair.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -905,7 +982,46 @@ def summarise(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, An
     s["ping_p50_ratio_to_ion_stcp"] = p50 / ION["rtt_stcp_ms"] if p50 else None
     s["ping_p50_ratio_to_ion_tcpcl"] = p50 / ION["rtt_tcpcl_ms"] if p50 else None
     s["ping_pass"] = p50 is not None and p50 < TARGET_PING_P50_MS
+    if "ion" in results:
+        s["ion_measured"] = side_by_side(results)
     return s
+
+
+def side_by_side(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of proxima against each measured ION setup: the figures, and proxima/ION."""
+    setups: dict[str, Any] = results["ion"]["setups"]
+    rows: list[dict[str, Any]] = []
+
+    def cpu_us(x: dict[str, Any]) -> float | None:
+        cpu, n = x.get("cpu_seconds"), x.get("count")
+        return 1e6 * sum(cpu.values()) / n if cpu and n else None
+
+    def sized(setup: dict[str, Any], size: int) -> dict[str, Any]:
+        return next((x for x in setup.get("sizes", []) if x["size"] == size), {})
+
+    def add(what: str, ours: float | None, theirs: Any, better: str = "higher") -> None:
+        row: dict[str, Any] = {"measurement": what, "proxima": ours, "better": better, "ion": {}}
+        for label, setup in setups.items():
+            x = theirs(setup)
+            value = x if isinstance(x, (int, float)) else None
+            row["ion"][label] = {"value": value, "ratio": ours / value if ours and value else None}
+        rows.append(row)
+
+    r1 = results["rate_1k"]
+    add("1 KB bundles/s", r1.get("bundles_per_s"), lambda st: st.get("rate_1k", {}).get("bundles_per_s"))
+    add("  CPU µs per 1-KB bundle", cpu_us(r1), lambda st: cpu_us(st.get("rate_1k", {})), "lower")
+    for x in results["sizes"]:
+        if "gbit_per_s" in x:
+            size = x["size"]
+            add(f"{human(size)} Gbit/s", x["gbit_per_s"], lambda st, z=size: sized(st, z).get("gbit_per_s"))
+    spaced = results.get("ping_ground_spaced", {})
+    add(
+        f"ping p50 ms, one every {PING_SPACING_S * 1e3:.0f} ms",
+        spaced.get("p50_ms"),
+        lambda st: st.get("ping", {}).get("p50_ms"),
+        "lower",
+    )
+    return rows
 
 
 def _verdict(ok: bool | None) -> str:
@@ -940,8 +1056,14 @@ def print_report(report: dict[str, Any]) -> None:
         + ", one process each, TCPCLv4 on loopback, SQLite stores on; end to end through the "
         "application interfaces."
     )
-    print("ION 4.1.3 figures are QUOTED from issue 3 (two nodes, same kind of machine), NOT measured here:")
-    print("ION is not installed on this machine.")
+    if "ion" in r:
+        print(
+            "The ION column of this first table is QUOTED from issue 3; "
+            f"{r['ion'].get('version', 'ION')}, measured in this run, is in the second."
+        )
+    else:
+        print("ION 4.1.3 figures are QUOTED from issue 3 (two nodes, same kind of machine), NOT measured:")
+        print("ION is not installed on this machine (see --ion).")
     print()
     rows: list[tuple[str, str, str, str, str, str]] = []
     r1 = r["rate_1k"]
@@ -1067,6 +1189,8 @@ def print_report(report: dict[str, Any]) -> None:
         print(line.format(*row))
     print()
     print("Ratios are proxima/ION: above 1 is better for rates, below 1 is better for round trips.")
+    if "ion" in r:
+        print_side_by_side(r["ion"], s["ion_measured"])
     for x in r["sizes"]:
         if "not_measured" in x:
             print(f"{human(x['size'])}: not measured: {x['not_measured']}.")
@@ -1118,6 +1242,52 @@ def print_report(report: dict[str, Any]) -> None:
             print(f"1 KB sends accepted (durable) by the ISS node: {r1['accepted_by_iss_per_s']:,.0f}/s")
     print()
     print(f"Total {r['total_seconds']} s.")
+
+
+def print_side_by_side(ion: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    setups: dict[str, Any] = ion["setups"]
+    print()
+    print(f"Side by side, measured in this run: {ion.get('version', 'ION')} from {ion['bin']}, two nodes")
+    for label, st in setups.items():
+        store = (
+            "its store in shared memory (ION's benchmark setting)"
+            if st["config_flags"] == 1
+            else ("its store in a file, transactions that roll back (nearest to proxima's durable store)")
+        )
+        n1k = st.get("rate_1k", {}).get("count")
+        print(
+            f"  ION {label}: {st['cla'].upper()}, configFlags {st['config_flags']}, {store}"
+            + (f"; 1 KB over {n1k:,} bundles" if n1k else "")
+            + (f"; FAILED: {st['error']}" if "error" in st else "")
+        )
+        for x in st.get("sizes", []):
+            if "error" in x:
+                print(f"    {human(x['size'])}: {x['error']}")
+
+    def fmt(v: float | None, what: str) -> str:
+        if v is None:
+            return "—"
+        if "bundles/s" in what:
+            return f"{v:,.0f}"
+        return f"{v:,.0f}" if v >= 100 else f"{v:.3f}"
+
+    head = ["measurement", "proxima"] + [x for label in setups for x in (f"ION {label}", "proxima/ION")]
+    table = [head]
+    for row in rows:
+        cells = [row["measurement"], fmt(row["proxima"], row["measurement"])]
+        for label in setups:
+            cell = row["ion"][label]
+            cells += [fmt(cell["value"], row["measurement"]), _ratio(cell["ratio"])]
+        table.append(cells)
+    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
+    for k, t in enumerate(table):
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    print(
+        "ION's times are bpcounter's, less bpdriver's fixed 0.1 s pause; its CPU is every ION process of "
+        "both nodes plus bpdriver and bpcounter, proxima's every node plus the bench client."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1186,13 +1356,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--pings", type=int, default=200, help="pings per target (default 200)")
     ap.add_argument("--check", action="store_true", help="exit status 1 when a measured target is missed")
+    ap.add_argument(
+        "--ion",
+        metavar="DIR",
+        default=None,
+        help="ION's bin directory (or its prefix) to measure beside proxima (default: PROXIMA_BENCH_ION, "
+        "else bpdriver on PATH; none found: ION's figures quoted from issue 3)",
+    )
+    ap.add_argument("--no-ion", action="store_true", help="do not measure ION even when it is installed")
+    ap.add_argument(
+        "--ion-persistent-count",
+        type=int,
+        default=None,
+        help="1-KB bundles for ION with its store in a file (default 10,000; --quick 2,000; a tenth of it "
+        "at 60 KB): it runs at a few hundred a second",
+    )
     args = ap.parse_args(argv)
     args.count = args.count or (10_000 if args.quick else 100_000)
     args.sizes = args.sizes or [10 * KIB, 60 * KIB, 10 * MIB, GIB]
     args.volume = args.volume or (64 * MIB if args.quick else 256 * MIB)
+    args.ion_persistent_count = args.ion_persistent_count or (2_000 if args.quick else 10_000)
     counts = (args.window, args.conns, args.pings, args.endpoints, args.batch, args.size_batch)
-    if args.count < 10 or min(counts) < 1:
-        ap.error("--count must be >= 10; --window, --conns, --endpoints, --batch, --size-batch, --pings >= 1")
+    if args.count < 10 or min(counts) < 1 or args.ion_persistent_count < 10:
+        ap.error(
+            "--count and --ion-persistent-count must be >= 10; "
+            "--window, --conns, --endpoints, --batch, --size-batch, --pings >= 1"
+        )
+    try:
+        args.ion_bin = None if args.no_ion else ion_peer.find_ion(args.ion)
+    except ion_peer.IonError as exc:
+        ap.error(str(exc))
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -1204,6 +1397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     chain = Chain(args.nodes)
     try:
         results = asyncio.run(run_all(args, chain, log))
+        chain.stop()  # ION runs alone after it
+        if args.ion_bin is not None:
+            results["ion"] = run_ion(args, results, log)
     except KeyboardInterrupt:
         log("interrupted; stopping the nodes")
         return 130
@@ -1222,7 +1418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "loadavg_before": before,
         "loadavg_after": loadavg(),
-        "ion_4_1_3_quoted_not_measured": ION,
+        "ion_4_1_3_quoted_from_issue": ION,
         "results": results,
     }
     report["summary"] = summarise(args, results)
