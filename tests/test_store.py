@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import random
 import signal
@@ -639,6 +640,41 @@ def test_streamed_bundle_never_sits_in_memory(tmp_path: Path) -> None:
         assert digest.digest() == hashlib.sha256(data).digest()
     with open_store(tmp_path) as store:
         assert decode_bundle(store.get(stored.store_id)) == b
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(0, 3000), cuts=st.lists(st.integers(0, 4000), max_size=8))
+def test_streamed_bundle_in_any_pieces_is_stored_whole(tmp_path: Path, size: int, cuts: list[int]) -> None:
+    """Whatever the pieces, the stored bytes are the bundle's, in a file exactly when it is
+    larger than the threshold."""
+    b = make(size + 1, size)
+    data = encode_bundle(b)
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d, open_store(Path(d), large_threshold=1000) as store:
+        writer = open_writer(store, expiry_ms=FAR, identity=b.id, destination=DST)
+        for lo, hi in itertools.pairwise(bounds):
+            writer.write(data[lo:hi])
+        stored = writer.commit()
+        assert stored is not None and stored.in_file == (len(data) > 1000)
+        assert store.get(stored.store_id) == data
+
+
+def test_one_large_piece_goes_to_the_file_without_a_copy(tmp_path: Path) -> None:
+    b = make(1, 8_000_000)
+    data = encode_bundle(b)
+    with open_store(tmp_path) as store:
+        writer = open_writer(store, expiry_ms=FAR, expected_size=len(data))
+        tracemalloc.start()
+        try:
+            writer.write(data[:10])
+            writer.write(memoryview(data)[10:])  # as a node writes a payload it holds
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 1_000_000, peak
+        stored = writer.commit(identity=b.id, destination=DST)
+        assert stored is not None and stored.in_file
+        assert store.get(stored.store_id) == data
 
 
 def test_small_streamed_bundle_stays_in_the_database(store: BundleStore, tmp_path: Path) -> None:

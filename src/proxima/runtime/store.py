@@ -1926,10 +1926,13 @@ class BundleWriter:
             if self.size + n > self._reserved:
                 self._reserve(self.size + n - self._reserved)
             if self._fd is None:
-                self._buffer += data
-                if len(self._buffer) > self._store.large_threshold:
+                if len(self._buffer) + n <= self._store.large_threshold:
+                    self._buffer += data
+                else:  # to a file now: what was buffered, then ``data`` without copying it first
                     self._name, self._fd, self._old_size = self._store._new_file()
-                    self._write_all(self._buffer)
+                    if self._buffer:
+                        self._write_all(self._buffer)
+                    self._write_all(data)
                     self._buffer = bytearray()
             else:
                 self._write_all(data)
