@@ -215,30 +215,26 @@ class IonPair:
                 total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / CLK_TCK
 
+    def _spawn(self, n: int, *cmd: str) -> subprocess.Popen[str]:
+        """One of ION's tools, run on node ``n`` in its own session, its output piped."""
+        return subprocess.Popen(
+            list(cmd),
+            cwd=self.node_dir(n),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
     def rate(self, size: int, count: int, timeout: float) -> dict[str, Any]:
         """``count`` bundles of ``size`` bytes streamed from node 1's bpdriver to node 3's bpcounter."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         daemons = self.cpu_seconds()
-        counter = subprocess.Popen(
-            ["bpcounter", "ipn:3.1", str(count)],
-            cwd=self.node_dir(3),
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        counter = self._spawn(3, "bpcounter", "ipn:3.1", str(count))
         time.sleep(1.0)  # as ION's scripts: let bpcounter open its endpoint
         t0 = time.perf_counter()
-        driver = subprocess.Popen(
-            ["bpdriver", str(count), "ipn:1.1", "ipn:3.1", str(-size)],
-            cwd=self.node_dir(1),
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        driver = self._spawn(1, "bpdriver", str(count), "ipn:1.1", "ipn:3.1", str(-size))
         try:
             out, _ = counter.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -282,14 +278,7 @@ class IonPair:
 
     def ping(self, count: int, interval: float, timeout: float = 60) -> dict[str, Any]:
         """``count`` bping round trips to node 3's bpecho, one every ``interval`` seconds."""
-        echo = subprocess.Popen(
-            ["bpecho", "ipn:3.2"],
-            cwd=self.node_dir(3),
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        echo = self._spawn(3, "bpecho", "ipn:3.2")
         try:
             time.sleep(1.0)
             r = subprocess.run(
@@ -305,10 +294,10 @@ class IonPair:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(echo.pid, signal.SIGINT)
             try:
-                echo.wait(timeout=5)
+                echo.communicate(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(echo.pid, signal.SIGKILL)
-                echo.wait()
+                echo.communicate()
         rtts = [1e3 * float(t) for t in re.findall(r"seq=\d+ time=([\d.]+) s", r.stdout)]
         out: dict[str, Any] = {"count": count, "interval_s": interval, "received": len(rtts)}
         if rtts:
