@@ -119,7 +119,7 @@ class IonPair:
         return self.dir / f"node{n}"
 
     def version(self) -> str:
-        """What ``bpversion`` prints, e.g. ``bpv7``, with ION's ``ionadmin`` version line."""
+        """ION's version as ``ionadmin``'s ``v`` command prints it, e.g. ``ION-OPEN-SOURCE-4.1.3``."""
         self.dir.mkdir(parents=True, exist_ok=True)
         out = subprocess.run(
             [str(self.bindir / "ionadmin")],
