@@ -7,6 +7,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -75,3 +77,14 @@ def test_a_second_run_resumes_and_fresh_starts_over(tmp_path: Path) -> None:
     code, again, err = _demo(tmp_path, "--hours", "1", "--speed", "600", "--fresh")
     assert code == 0, err
     assert again["posts"]["written"] == 1
+
+
+def test_the_demo_never_hands_out_one_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each port the demo picks is free until its server binds it, so picking one twice would
+    start two servers on it: the picks of a run are distinct even in a narrow range."""
+    import proxima.demo as demo
+
+    monkeypatch.setattr(demo, "_ephemeral_low", lambda: 1_125)  # 100 ports: 1,025-1,124
+    ports = [demo.free_port() for _ in range(40)]
+    assert all(1_025 <= p < 1_125 for p in ports)
+    assert len(set(ports)) == len(ports)

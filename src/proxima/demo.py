@@ -29,6 +29,7 @@ import socket
 import statistics
 import time
 import tomllib
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -147,18 +148,25 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_RECENT_PORTS: deque[int] = deque(maxlen=64)
+
+
 def free_port() -> int:
     """A free TCP port on loopback below the ephemeral range, so that no outgoing connection of
-    the demo's own nodes can take it between this choice and the server binding it."""
+    the demo's own nodes can take it between this choice and the server binding it; never one
+    of the last ports it gave, which are free too until their servers bind them."""
     low = max(1025, min(20000, _ephemeral_low() - 4000))
     high = max(low + 100, _ephemeral_low())
     for _ in range(200):
         port = secrets.randbelow(high - low) + low
+        if port in _RECENT_PORTS:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _RECENT_PORTS.append(port)
             return port
     raise ConfigError("no free TCP port on loopback below the ephemeral range")
 
