@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from proxima.agent.agent import Action
     from proxima.runtime.config import NodeConfig
     from proxima.runtime.links import Link
-    from proxima.runtime.store import BundleWriter
+    from proxima.runtime.store import BundleWriter, StoredBundle
     from proxima.runtime.transports import Closable
 
 __all__ = ["Delivery", "Node", "dtn_now_ms"]
@@ -1067,48 +1067,40 @@ class Node:
         """
         self._check_failed()
         if len(payload) > STREAM_THRESHOLD and self.store is not None:
-            return self._originate_stored(
+            now = self.clock()
+            bundle, head, crc, writer = self._prepare_stored(
+                destination, len(payload), now, source=source, lifetime_ms=lifetime_ms,
+                report_to=report_to, flags=flags, klass=klass,
+            )
+            self._store_payload(writer, bundle, head, crc, payload, now, klass)
+        else:
+            self._check_room(len(payload) + 100, None)
+            bundle, actions = self.agent.send(
                 destination,
                 payload,
+                now_ms=self.clock(),
                 source=source,
                 lifetime_ms=lifetime_ms,
                 report_to=report_to,
                 flags=flags,
                 klass=klass,
             )
-        self._check_room(len(payload) + 100, None)
-        bundle, actions = self.agent.send(
-            destination,
-            payload,
-            now_ms=self.clock(),
-            source=source,
-            lifetime_ms=lifetime_ms,
-            report_to=report_to,
-            flags=flags,
-            klass=klass,
-        )
-        self._apply(actions)  # may hand bundles to handlers, which may send bundles of their own
+            self._apply(actions)  # may hand bundles to handlers, which may send bundles of their own
         self.last_sent = bundle
         return bundle
 
-    def _originate_stored(
+    def _store_payload(
         self,
-        destination: EID,
+        writer: BundleWriter,
+        bundle: Bundle,
+        head: bytes,
+        crc: PayloadCRC,
         payload: bytes,
-        *,
-        source: EID | None,
-        lifetime_ms: int,
-        report_to: EID,
-        flags: int,
+        now: int,
         klass: int | None,
-    ) -> Bundle:
-        """:meth:`originate` for a large payload: written to the store's file, then queued."""
-        size = len(payload)
-        now = self.clock()
-        bundle, head, crc, writer = self._prepare_stored(
-            destination, size, now, source=source, lifetime_ms=lifetime_ms, report_to=report_to,
-            flags=flags, klass=klass,
-        )
+    ) -> None:
+        """Write a large payload held in memory into the store (head, payload, CRC), then queue
+        the bundle from there: the rest of :meth:`originate` for it."""
         try:
             crc.update(payload)
             writer.write(head)
@@ -1117,11 +1109,7 @@ class Node:
             stored = writer.commit()
         finally:
             writer.abort()  # no-op once committed
-        if stored is None:  # pragma: no cover - see above
-            raise StoreError("the store already holds a bundle with this creation timestamp")
-        self._adopt_stored(bundle, head, stored.store_id, size, now, klass)
-        self.last_sent = bundle
-        return bundle
+        self._adopt_stored(bundle, head, stored, len(payload), now, klass)
 
     def _prepare_stored(
         self,
@@ -1161,9 +1149,12 @@ class Node:
         return bundle, head, crc, writer
 
     def _adopt_stored(
-        self, bundle: Bundle, head: bytes, sid: int, size: int, now: int, klass: int | None
+        self, bundle: Bundle, head: bytes, stored: StoredBundle | None, size: int, now: int, klass: int | None
     ) -> None:
         """Hand the agent a bundle originated straight into the store (payload in its file)."""
+        if stored is None:  # pragma: no cover - a fresh creation timestamp is never known
+            raise StoreError("the store already holds a bundle with this creation timestamp")
+        sid = stored.store_id
         self._external[sid] = _payload_block_start(decode_bundle_head(head))
         self._prestored = (bundle, sid)
         try:
@@ -1268,9 +1259,7 @@ class Node:
             raise LocalError(f"{path}: cannot read the file to send: {exc.strerror}") from exc
         finally:
             writer.abort()  # no-op once committed
-        if stored is None:  # pragma: no cover - see start_send_file
-            raise StoreError("the store already holds a bundle with this creation timestamp")
-        self._adopt_stored(bundle, head, stored.store_id, size, now, klass)
+        self._adopt_stored(bundle, head, stored, size, now, klass)
         await self.durable()
 
     def pending_deliveries(self, endpoint: EID) -> int:
