@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proxima.client import PingResult
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PILOT_PAUSE_S = 0.1  # bpdriver: microsnooze(100000) after the pilot bundle, inside bpcounter's time
 HEAP_WORDS = 50_000_000  # 400 MB of heap on a 64-bit machine; ION's bench scripts use 5,000,000
@@ -86,12 +88,6 @@ def _posix_sems() -> set[str]:
     with contextlib.suppress(OSError):
         return {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith("sem.")}
     return set()
-
-
-def _percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    k = min(len(s) - 1, max(0, round(q * (len(s) - 1))))
-    return s[k]
 
 
 class IonPair:
@@ -298,10 +294,10 @@ class IonPair:
             except subprocess.TimeoutExpired:
                 os.killpg(echo.pid, signal.SIGKILL)
                 echo.communicate()
-        rtts = [1e3 * float(t) for t in re.findall(r"seq=\d+ time=([\d.]+) s", r.stdout)]
+        rtts: list[float | None] = [1e3 * float(t) for t in re.findall(r"seq=\d+ time=([\d.]+) s", r.stdout)]
+        # The statistics proxima's own pings get (nearest rank), so the two sides compare.
         out: dict[str, Any] = {"count": count, "interval_s": interval, "received": len(rtts)}
-        if rtts:
-            out.update(p50_ms=_percentile(rtts, 0.5), p99_ms=_percentile(rtts, 0.99))
+        out.update(PingResult("ipn:3.2", 64, rtts).stats())
         return out
 
     def stop(self) -> None:
