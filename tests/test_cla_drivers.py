@@ -54,7 +54,7 @@ from proxima.runtime.cla_drivers import (
     tcpcl_listen,
     udp_endpoint,
 )
-from proxima.runtime.links import Link
+from proxima.runtime.links import Link, SplicedBundle
 
 HOST = "127.0.0.1"
 SERVER_NODE = "dtn://server/"
@@ -273,6 +273,40 @@ def test_tcpcl_streams_a_20mb_bundle_in_segments() -> None:
         assert server_sink.writes >= 80  # handed to the sink segment by segment
         # And the other way round, with the default segment size.
         await server_link.send(big[:5_000_000])
+        await close_all(server, client)
+
+    run(body, timeout=20)
+
+
+def stored_bundle(tmp_path: Path, size: int, head: bytes = b"HEAD" * 10) -> tuple[SplicedBundle, bytes]:
+    """A bundle whose bytes after ``head`` are a region of a file (as the store keeps a large
+    one), and the bytes it stands for."""
+    body = random.Random(size).randbytes(size)
+    path = tmp_path / f"stored-{size}"
+    path.write_bytes(b"before the region" + body + b"after it")
+    return SplicedBundle(head, path, len(b"before the region"), size), head + body
+
+
+def test_tcpcl_sends_a_stored_bundle_from_its_file_with_sendfile(tmp_path: Path) -> None:
+    async def body() -> None:
+        server, server_sink, _, _, client = await tcpcl_pair(
+            server_config=TcpclConfig(node_id=SERVER_NODE, segment_mru=100_000)
+        )
+        small, small_bytes = stored_bundle(tmp_path, 250_000)
+        await client.send(small)
+        assert server_sink.bundles == [small_bytes]
+        assert client.bytes_sendfile == 250_000  # an idle session takes it all at once
+        # A socket that cannot take a whole segment: what it refuses goes through the
+        # transport, and the next segments go with sendfile again once that drained.
+        client_sock = client._transport.get_extra_info("socket")
+        client_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        big, big_bytes = stored_bundle(tmp_path, 12_000_000)
+        before = client.bytes_sendfile
+        await asyncio.gather(client.send(big), client.send(b"queued behind"))
+        assert server_sink.bundles[1:] == [big_bytes, b"queued behind"]
+        assert 0 < client.bytes_sendfile - before < 12_000_000
+        small.close()
+        big.close()
         await close_all(server, client)
 
     run(body, timeout=20)
@@ -583,6 +617,29 @@ def test_tcpcl_tls(tmp_path: Path) -> None:
         assert client_sink.bundles == [b"secret reply"]
         await close_all(server, client)
         await server_link.wait_closed()
+
+    run(body)
+
+
+def test_tcpcl_tls_sends_a_stored_bundle_through_the_tls_layer(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path)
+
+    async def body() -> None:
+        server_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ssl.load_cert_chain(cert, key)
+        server, server_sink, _, _, client = await tcpcl_pair(
+            server_config=TcpclConfig(node_id=SERVER_NODE, can_tls=True),
+            client_config=TcpclConfig(node_id=CLIENT_NODE, can_tls=True, require_tls=True),
+            server_ssl=server_ssl,
+            client_ssl=ssl.create_default_context(cafile=str(cert)),
+            server_hostname="localhost",
+        )
+        stored, expected = stored_bundle(tmp_path, 3_000_000)
+        await client.send(stored)
+        assert server_sink.bundles == [expected]
+        assert client.bytes_sendfile == 0  # sendfile would bypass the encryption
+        stored.close()
+        await close_all(server, client)
 
     run(body)
 

@@ -637,6 +637,50 @@ def test_streaming_with_known_total() -> None:
     assert started == TransferStarted(tid, 250, first.extensions)
 
 
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 100), min_size=1, max_size=6), known=st.booleans())
+def test_segment_headers_alone_put_on_the_wire_what_send_segment_does(sizes: list[int], known: bool) -> None:
+    """A sender writing each segment's bytes itself after send_segment_header (sendfile) sends
+    exactly the bytes send_segment would, and the peer receives the transfer whole."""
+    data = (bytes(range(256)) * 3)[: sum(sizes)]
+    total = len(data) if known else None
+    whole, headers = small_mru_pair(100), small_mru_pair(100)
+    t1 = whole.a.start_transfer(total, 0.0)
+    t2 = headers.a.start_transfer(total, 0.0)
+    whole.a.data_chunks_to_send()
+    headers.a.data_chunks_to_send()
+    wire = b""
+    offset = 0
+    for i, n in enumerate(sizes):
+        end = i == len(sizes) - 1
+        assert whole.a.send_segment(t1, data[offset : offset + n], end, 0.0)
+        assert headers.a.send_segment_header(t2, n, end, 0.0)
+        wire += b"".join(headers.a.data_chunks_to_send()) + data[offset : offset + n]
+        offset += n
+    assert headers.a.sending_transfer_id is None
+    assert wire == b"".join(whole.a.data_chunks_to_send())
+    headers.p.receive_data(wire, 0.0)
+    events = list(headers.p.events())
+    announced = known and len(sizes) > 1  # no Transfer Length for a one-segment transfer
+    length_item = (transfer_length_item(len(data)),) if announced else ()
+    assert events[0] == TransferStarted(t2, len(data) if announced else None, length_item)
+    assert received_data(events, t2) == data
+
+
+def test_segment_header_lengths_are_checked() -> None:
+    pair = small_mru_pair(100)
+    tid = pair.a.start_transfer(150, 0.0)
+    for bad in (0, 101):
+        with pytest.raises(LocalError, match="1 to 100 bytes"):
+            pair.a.send_segment_header(tid, bad, False, 0.0)
+    with pytest.raises(LocalError, match="announced 150 bytes"):
+        pair.a.send_segment_header(tid, 60, True, 0.0)
+    with pytest.raises(LocalError, match="not being sent"):
+        pair.a.send_segment_header(tid + 1, 10, True, 0.0)
+    assert pair.a.send_segment_header(tid, 100, False, 0.0)
+    assert pair.a.send_segment_header(tid, 50, True, 0.0)
+
+
 def test_send_api_misuse() -> None:
     conn = TcpclConnection(Role.ACTIVE, TcpclConfig(), 0.0)
     with pytest.raises(LocalError):

@@ -1195,33 +1195,18 @@ class TcpclConnection:
         the connection is closed: those are races, not errors. Read-only buffers (``bytes``) are
         passed on by reference, mutable ones copied.
         """
-        t = self._tx_current
-        if t is None or t.transfer_id != transfer_id:
-            if self._state is State.CLOSED or transfer_id == self._tx_refused_last:
-                return False
-            raise LocalError(f"transfer {transfer_id} is not being sent (call start_transfer first)")
-        session = self._session
-        if session is None:  # pragma: no cover - a current transfer implies a session
-            raise LocalError("no session")
+        t = self._sending(transfer_id)
+        if t is None:
+            return False
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         if not view.readonly:
             view = memoryview(view.tobytes())
         size = len(view)
-        new_sent = t.sent + size
-        if t.total is not None and (new_sent > t.total or (end and new_sent != t.total)):
-            raise LocalError(
-                f"transfer {transfer_id} announced {t.total} bytes but would carry "
-                f"{'at least ' if not end else ''}{new_sent}"
-            )
-        if new_sent > session.peer_transfer_mru:
-            raise LocalError(
-                f"transfer {transfer_id} would exceed the peer's Transfer MRU of {session.peer_transfer_mru}"
-            )
+        mtu = self._check_piece(t, size, end)
         if size == 0 and not end:
             return True
-        mtu = session.segment_mtu
         if mtu == 0 and size:
             raise LocalError("the peer's Segment MRU is 0: only empty transfers can be sent")
         out = self._out
@@ -1231,22 +1216,7 @@ class TcpclConnection:
             piece_len = min(mtu, size - offset)
             last = offset + piece_len >= size
             piece = view[offset : offset + piece_len]
-            flags = SEGMENT_END if end and last else 0
-            if not t.started:
-                flags |= SEGMENT_START
-                t.started = True
-                items = t.extensions
-                if t.total is not None and self.config.send_transfer_length and not (end and last):
-                    # RFC 9174 §5.2.5.1: not for a transfer that fits in one segment.
-                    items = (transfer_length_item(t.total), *items)
-                ext = encode_extension_items(items)
-                head = (
-                    _PACK_SEG_HEAD_EXT(MessageType.XFER_SEGMENT, flags, transfer_id, len(ext))
-                    + ext
-                    + _PACK_U64(piece_len)
-                )
-            else:
-                head = _PACK_SEG_HEAD_LEN(MessageType.XFER_SEGMENT, flags, transfer_id, piece_len)
+            head = self._segment_head(t, piece_len, end and last)
             if piece_len <= _SMALL_SEGMENT:
                 out.append(head + piece)
             else:
@@ -1255,13 +1225,77 @@ class TcpclConnection:
             offset += piece_len
             if last:
                 break
-        t.sent = new_sent
+        self._sent(t, size, end, piece_len, now)
+        return True
+
+    def send_segment_header(self, transfer_id: int, length: int, end: bool, now: float) -> bool:
+        """Send only the header of the next segment, of ``length`` bytes (1 to the peer's Segment
+        MRU); the caller writes those bytes itself right after :meth:`data_chunks_to_send`'s
+        chunks and before calling the core again, e.g. with ``sendfile`` from a stored file.
+
+        Returns ``False`` (sends nothing) as :meth:`send_segment` does.
+        """
+        t = self._sending(transfer_id)
+        if t is None:
+            return False
+        mtu = self._check_piece(t, length, end)
+        if not 0 < length <= mtu:
+            raise LocalError(
+                f"a segment header announces 1 to {mtu} bytes (the peer's Segment MRU), not {length}"
+            )
+        self._out.append(self._segment_head(t, length, end))
+        self._sent(t, length, end, length, now)
+        return True
+
+    def _sending(self, transfer_id: int) -> _TxTransfer | None:
+        """The outgoing transfer being sent; None when it is refused already or the connection closed."""
+        t = self._tx_current
+        if t is None or t.transfer_id != transfer_id:
+            if self._state is State.CLOSED or transfer_id == self._tx_refused_last:
+                return None
+            raise LocalError(f"transfer {transfer_id} is not being sent (call start_transfer first)")
+        return t
+
+    def _check_piece(self, t: _TxTransfer, size: int, end: bool) -> int:
+        """Check that ``size`` more bytes fit the transfer; the Segment MTU to cut them by."""
+        session = self._session
+        if session is None:  # pragma: no cover - a current transfer implies a session
+            raise LocalError("no session")
+        new_sent = t.sent + size
+        if t.total is not None and (new_sent > t.total or (end and new_sent != t.total)):
+            raise LocalError(
+                f"transfer {t.transfer_id} announced {t.total} bytes but would carry "
+                f"{'at least ' if not end else ''}{new_sent}"
+            )
+        if new_sent > session.peer_transfer_mru:
+            raise LocalError(
+                f"transfer {t.transfer_id} would exceed the peer's Transfer MRU "
+                f"of {session.peer_transfer_mru}"
+            )
+        return session.segment_mtu
+
+    def _segment_head(self, t: _TxTransfer, piece_len: int, end: bool) -> bytes:
+        """The XFER_SEGMENT header of the next ``piece_len`` bytes (``end``: the transfer's last)."""
+        flags = SEGMENT_END if end else 0
+        if not t.started:
+            flags |= SEGMENT_START
+            t.started = True
+            items = t.extensions
+            if t.total is not None and self.config.send_transfer_length and not end:
+                # RFC 9174 §5.2.5.1: not for a transfer that fits in one segment.
+                items = (transfer_length_item(t.total), *items)
+            ext = encode_extension_items(items)
+            head = _PACK_SEG_HEAD_EXT(MessageType.XFER_SEGMENT, flags, t.transfer_id, len(ext))
+            return head + ext + _PACK_U64(piece_len)
+        return _PACK_SEG_HEAD_LEN(MessageType.XFER_SEGMENT, flags, t.transfer_id, piece_len)
+
+    def _sent(self, t: _TxTransfer, size: int, end: bool, final_len: int, now: float) -> None:
+        t.sent += size
         if end:
             t.ended = True
-            t.final_len = piece_len
+            t.final_len = final_len
             self._tx_current = None
         self._last_sent = now
-        return True
 
     def send_bundle(self, data: Buffer, now: float, *, extensions: Iterable[ExtensionItem] = ()) -> int:
         """Send a whole bundle as one transfer; return its transfer ID."""

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
+import os
 import socket
 from collections import deque
 from typing import TYPE_CHECKING, Final, cast
@@ -98,6 +100,7 @@ STCP_DEFAULT_KEEPALIVE: Final = 15.0
 """Seconds of sending nothing after which an STCP link sends a keepalive (four zero bytes)."""
 
 _PIECE: Final = 1 << 20  # bytes of a large bundle handed to the TCPCL core per send_segment call
+_SENDFILE_PIECE: Final = 1 << 20  # bytes of a stored bundle's file per segment sent with sendfile
 _FLUSH_BYTES: Final = 1 << 18  # while pumping transfers, write out at least every this many bytes
 _MAX_COMMITS: Final = 512  # commits in flight before reading from the peer pauses
 _REFUSE_NAMES: Final = {
@@ -199,7 +202,13 @@ class TcpclLink(asyncio.Protocol):
     """One TCPCLv4 session: the asyncio protocol around a :class:`TcpclConnection`, and its Link.
 
     Counters: ``bundles_sent`` (acknowledged), ``bundles_received`` (committed and acknowledged),
-    ``bundles_refused`` (received but refused), ``keepalives_received``, ``protocol_violations``.
+    ``bundles_refused`` (received but refused), ``keepalives_received``, ``protocol_violations``,
+    ``bytes_sendfile`` (bytes of stored bundles sent from their file with ``sendfile``).
+
+    A bundle stored in a file (:class:`SplicedBundle`) goes from the file to the socket with
+    ``os.sendfile`` on a session without TLS, a segment at a time, whenever the transport has
+    nothing buffered: its bytes are never copied through this process. What the socket does not
+    take at once is read and written through the transport as usual.
     """
 
     def __init__(
@@ -246,6 +255,8 @@ class TcpclLink(asyncio.Protocol):
         self.bundles_refused = 0
         self.keepalives_received = 0
         self.protocol_violations = 0
+        self.bytes_sendfile = 0
+        self._sendfile_sock: int | None = None  # the socket's descriptor, once sendfile may be used
 
     def __repr__(self) -> str:
         return f"<TcpclLink {self._role.value} peer={self._peer} {self.state.value}>"
@@ -520,6 +531,14 @@ class TcpclLink(asyncio.Protocol):
     def _on_established(self, event: SessionEstablished) -> None:
         self._peer = event.peer_node_id
         self._up = True
+        transport = self._transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is not None and not self.tls and hasattr(os, "sendfile"):
+            self._sendfile_sock = sock.fileno()
+            # Resume sending only once the transport's buffer is empty, so that the next
+            # segment of a stored bundle can go with sendfile again.
+            _, high = cast("asyncio.WriteTransport", transport).get_write_buffer_limits()
+            cast("asyncio.WriteTransport", transport).set_write_buffer_limits(high=high, low=0)
         if not self._established.done():
             self._established.set_result(None)
         try:
@@ -639,6 +658,13 @@ class TcpclLink(asyncio.Protocol):
             if cur is not None:
                 transfer_id, view, offset = cur
                 end = min(offset + _PIECE, len(view))
+                if self._sendfile_sock is not None and type(view) is SplicedBundle:
+                    head = len(view.head)
+                    if offset >= head:
+                        if not self._send_region(conn, transfer_id, view, offset):
+                            return
+                        continue
+                    end = min(end, head)  # the file's part goes with sendfile
                 last = end == len(view)
                 try:
                     piece = view[offset:end]
@@ -668,6 +694,44 @@ class TcpclLink(asyncio.Protocol):
             else:
                 break
         self._service()
+
+    def _send_region(self, conn: TcpclConnection, transfer_id: int, view: SplicedBundle, offset: int) -> bool:
+        """Send the next segment of a stored bundle's file region: its header through the
+        transport, then its bytes with ``sendfile`` when the transport has nothing buffered, the
+        rest read and written through the transport. False when the session was aborted."""
+        session = conn.session
+        transport = self._transport
+        sock = self._sendfile_sock
+        if session is None or transport is None or sock is None:  # pragma: no cover - checked by the caller
+            return False
+        n = min(len(view) - offset, _SENDFILE_PIECE, session.segment_mtu)
+        last = offset + n == len(view)
+        if not conn.send_segment_header(transfer_id, n, last, self._loop.time()):
+            self._current = None
+            return True
+        self._current = None if last else (transfer_id, view, offset + n)
+        self._flush(conn)  # the header, and whatever the core had before it
+        sent = 0
+        try:
+            if transport.get_write_buffer_size() == 0:
+                fd, position = view.region(offset)
+                try:
+                    sent = os.sendfile(sock, fd, position, n)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as exc:
+                    if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                        self._sendfile_sock = None  # not for this file or socket: copy from now on
+                    # Otherwise the connection failed: the transport's write below finds out.
+                    sent = 0
+                self.bytes_sendfile += sent
+            if sent < n:
+                transport.write(view[offset + sent : offset + n])
+        except (OSError, ValueError) as exc:  # a stored file went bad: the session cannot go on
+            log.error("TCPCL: cannot read a bundle being sent to %s: %s", self._peer, exc)
+            self.abort()
+            return False
+        return True
 
     def _fail_queue(self, exc: Exception) -> None:
         queue = self._queue

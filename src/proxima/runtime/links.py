@@ -68,6 +68,16 @@ class SplicedBundle:
                 want -= len(piece)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
+    def region(self, start: int) -> tuple[int, int]:
+        """The open file and its offset holding byte ``start`` of the bundle, at or after the
+        head (for ``sendfile``); the file holds ``len(self) - start`` bytes from there."""
+        h = len(self.head)
+        if not h <= start <= len(self):
+            raise ValueError(f"byte {start} is not in the stored part ({h} to {len(self)})")
+        if self._fd is None:
+            raise ValueError("the spliced bundle is closed")
+        return self._fd, self._offset + start - h
+
     def close(self) -> None:
         """Release the file (idempotent)."""
         if self._fd is not None:
