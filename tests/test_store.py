@@ -501,6 +501,44 @@ def test_removed_file_goes_only_after_commit(tmp_path: Path) -> None:
         assert payload_files(tmp_path) == []
 
 
+def test_large_payload_files_are_deleted_by_a_thread_of_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Freeing a large file's blocks takes the file system tenths of a second: the commit that
+    removes its bundle returns without waiting for it, and close() waits for every deletion."""
+    import proxima.runtime.store as store_module
+
+    monkeypatch.setattr(store_module, "_DELETE_AWAY_FROM", 10_000)
+    deleted_by: dict[str, str] = {}
+    release = threading.Event()
+    real_unlink = os.unlink
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        deleted_by[os.path.basename(path)] = threading.current_thread().name
+        if threading.current_thread() is not threading.main_thread():
+            release.wait(10)
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    store = open_store(tmp_path, large_threshold=500)
+    try:
+        small = store.add(make(1, 2000), expiry_ms=FAR)
+        large = store.add(make(2, 20_000), expiry_ms=FAR)
+        assert small is not None and large is not None
+        small_file, large_file = ((store.file_of(a.store_id) or (Path(), 0))[0].name for a in (small, large))
+        with store.batch():
+            store.remove(small.store_id, "forwarded")
+            store.remove(large.store_id, "forwarded")
+        assert payload_files(tmp_path) == [large_file]  # its deletion waits in the thread
+        assert deleted_by[small_file] == threading.main_thread().name
+        assert deleted_by[large_file].startswith("delete payloads")
+        release.set()
+    finally:
+        release.set()
+        store.close()
+    assert payload_files(tmp_path) == []
+
+
 def test_deferred_mode_commits_on_flush(tmp_path: Path) -> None:
     with open_store(tmp_path, autocommit=False) as store:
         raw = sqlite3.connect(tmp_path / "store.db")

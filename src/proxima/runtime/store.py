@@ -82,6 +82,7 @@ import sqlite3
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -128,6 +129,10 @@ _STATS_EVERY_S: Final = 1.0
 """Statistics counters (``removed.<reason>``) are written with a commit at most this often."""
 _CHECKPOINT_PAUSE_S: Final = 1.0
 """Seconds between checkpoints at least (a relay's bundles mostly leave within one)."""
+_DELETE_AWAY_FROM: Final = 16 * 1024 * 1024
+"""Payload files from this size up are deleted by a thread of the store: freeing a large file's
+blocks, and waiting for those being written back, takes the file system tenths of a second
+(0.45-0.7 s for 1 GB here), which the event loop calling the store must not wait."""
 _MAX_FREE_FILES: Final = 2048
 _MAX_FREE_BYTES: Final = 128 * 1024 * 1024
 """Payload files kept for reuse at most, in number and in bytes (beyond, removed bundles' files
@@ -466,6 +471,13 @@ def _unlink(path: Path | str) -> None:
         os.unlink(path)
 
 
+def _close_and_unlink(fd: int | None, path: str) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _unlink(path)
+
+
 class BundleStore:
     """The node's persistent bundle store (see the module documentation for its guarantees).
 
@@ -524,6 +536,7 @@ class BundleStore:
         self._dir_dirty = False
         self._txn_files: set[str] = set()
         self._unlink_after: set[str] = set()
+        self._deleter: ThreadPoolExecutor | None = None  # deletes large files; see _DELETE_AWAY_FROM
         # Payload files of removed bundles smaller than recycle_below are written over by the
         # next bundles instead of being deleted and created again: on this kind of file system
         # creating and deleting a file per bundle costs more than writing it. (Only for sizes
@@ -1154,12 +1167,19 @@ class BundleStore:
             os.close(fd)
 
     def _drop(self, name: str) -> None:
-        """Delete a payload file, closing its kept descriptor."""
+        """Delete a payload file, closing its kept descriptor (a large one in a thread)."""
         fd = self._fds.pop(name, None)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        _unlink(self._pdir + name)
+        path = self._pdir + name
+        try:
+            size = os.stat(path).st_size if fd is None else os.fstat(fd).st_size
+        except OSError:
+            size = 0
+        if size >= _DELETE_AWAY_FROM:
+            if self._deleter is None:
+                self._deleter = ThreadPoolExecutor(1, thread_name_prefix="delete payloads")
+            self._deleter.submit(_close_and_unlink, fd, path)
+            return
+        _close_and_unlink(fd, path)
 
     def open_writer(
         self,
@@ -1718,6 +1738,9 @@ class BundleStore:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
+        if self._deleter is not None:
+            self._deleter.shutdown()  # every file deleted before the lock is released
+            self._deleter = None
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         with contextlib.suppress(OSError):
