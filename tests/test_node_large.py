@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
+import random
 import tracemalloc
 from pathlib import Path
 
@@ -14,9 +16,9 @@ from proxima.bpv7 import EID
 from proxima.bpv7.bundle import Bundle, PrimaryBlock, decode_bundle, encode_bundle, payload_block
 from proxima.bpv7.eid import DTN_NONE
 from proxima.bpv7.stream import decode_bundle_head
-from proxima.errors import BundleError, CRCError
+from proxima.errors import BundleError, CRCError, StoreError
 from proxima.runtime.config import NodeConfig
-from proxima.runtime.node import STREAM_THRESHOLD, Node, dtn_now_ms
+from proxima.runtime.node import STREAM_THRESHOLD, Node, PayloadFile, dtn_now_ms
 from test_node_net import chain as net_chain
 
 ISS, RELAY, GROUND = EID.parse("ipn:1.0"), EID.parse("ipn:2.0"), EID.parse("ipn:3.0")
@@ -350,3 +352,29 @@ def test_stopping_while_a_large_file_is_copied_in_waits_for_the_copy_and_keeps_n
         await node.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "read-write"])
+def test_a_stored_payload_is_copied_out_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    """A payload saved to a file goes with copy_file_range, or chunk by chunk where the file
+    systems refuse it; a stored file cut short is an error either way."""
+    body = random.Random(7).randbytes(3 * 1024 * 1024 + 5)
+    stored = tmp_path / "stored"
+    stored.write_bytes(b"head" + body + b"tail")
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def copy_file_range(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
+        calls.append(count)
+        if not kernel_copy:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst, count, offset_src)
+
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+    PayloadFile(stored, 4, len(body)).copy_to(tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == body
+    assert calls and calls[0] == len(body)
+    with pytest.raises(StoreError, match="ends 10 bytes early"):
+        PayloadFile(stored, 4, len(body) + 14).copy_to(tmp_path / "short")

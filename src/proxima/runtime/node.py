@@ -14,6 +14,7 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -130,10 +131,19 @@ class PayloadFile:
             return f.read(self.length)
 
     def copy_to(self, target: Path) -> None:
-        """Write the payload to a new file ``target`` without holding it in memory."""
+        """Write the payload to a new file ``target`` without holding it in memory: with
+        ``copy_file_range`` (the kernel copies, or shares blocks where the file system can),
+        else read and written a chunk at a time."""
         with self.path.open("rb") as src, target.open("xb") as dst:
-            src.seek(self.offset)
-            left = self.length
+            offset, left = self.offset, self.length
+            with contextlib.suppress(OSError):  # not across these file systems: copy by hand
+                while left:
+                    n = os.copy_file_range(src.fileno(), dst.fileno(), left, offset)
+                    if not n:
+                        raise StoreError(f"{self.path.name}: the stored bundle ends {left} bytes early")
+                    offset += n
+                    left -= n
+            src.seek(offset)
             while left:
                 chunk = src.read(min(_CHUNK, left))
                 if not chunk:
