@@ -290,12 +290,12 @@ def stored_bundle(tmp_path: Path, size: int, head: bytes = b"HEAD" * 10) -> tupl
 def test_tcpcl_sends_a_stored_bundle_from_its_file_with_sendfile(tmp_path: Path) -> None:
     async def body() -> None:
         server, server_sink, _, _, client = await tcpcl_pair(
-            server_config=TcpclConfig(node_id=SERVER_NODE, segment_mru=100_000)
+            server_config=TcpclConfig(node_id=SERVER_NODE, segment_mru=30_000)
         )
-        small, small_bytes = stored_bundle(tmp_path, 250_000)
+        small, small_bytes = stored_bundle(tmp_path, 90_000)
         await client.send(small)
         assert server_sink.bundles == [small_bytes]
-        assert client.bytes_sendfile == 250_000  # an idle session takes it all at once
+        assert client.bytes_sendfile == 90_000  # an idle session takes it all at once
         # A socket that cannot take a whole segment: what it refuses goes through the
         # transport, and the next segments go with sendfile again once that drained.
         client_sock = client._transport.get_extra_info("socket")
