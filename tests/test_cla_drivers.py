@@ -312,6 +312,26 @@ def test_tcpcl_sends_a_stored_bundle_from_its_file_with_sendfile(tmp_path: Path)
     run(body, timeout=20)
 
 
+def test_tcpcl_yields_the_processor_after_a_bundle_sent_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first bundle of a loop turn is written at once and the processor handed to the task
+    the write woke; the bundles queued behind it in the same turn go out together, no yield."""
+    import proxima.runtime.cla_drivers as drivers
+
+    yields: list[int] = []
+
+    async def body() -> None:
+        server, server_sink, _, _, client = await tcpcl_pair()
+        monkeypatch.setattr(drivers, "_SCHED_YIELD", lambda: yields.append(client.bundles_sent))
+        await client.send(b"alone")
+        assert yields == [0]
+        await asyncio.gather(*(client.send(b"turn %d" % i) for i in range(5)))
+        assert yields == [0, 1]
+        assert server_sink.bundles == [b"alone", *(b"turn %d" % i for i in range(5))]
+        await close_all(server, client)
+
+    run(body)
+
+
 def test_tcpcl_small_bundles_queue_behind_a_large_one() -> None:
     async def body() -> None:
         server, server_sink, _, _, client = await tcpcl_pair()

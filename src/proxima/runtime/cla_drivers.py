@@ -16,7 +16,9 @@ also the :class:`~proxima.runtime.links.Link` of its session, and hands what it 
   socket buffer (after flow control); there are no acknowledgements and no node IDs.
 * **UDP** (:func:`udp_endpoint`, :class:`UdpLink`): one bundle per datagram.
 
-``now`` is always ``loop.time()``; every TCP socket gets ``TCP_NODELAY``.
+``now`` is always ``loop.time()``; every TCP socket gets ``TCP_NODELAY``. A TCPCL session that
+sends a bundle at once (the first of a loop turn) then yields the processor, so that the task
+the write woke runs before the rest of the turn.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ _PIECE: Final = 1 << 20  # bytes of a large bundle handed to the TCPCL core per 
 _SENDFILE_PIECE: Final = 1 << 20  # bytes of a stored bundle's file per segment sent with sendfile
 _FLUSH_BYTES: Final = 1 << 18  # while pumping transfers, write out at least every this many bytes
 _MAX_COMMITS: Final = 512  # commits in flight before reading from the peer pauses
+_SCHED_YIELD: Final = getattr(os, "sched_yield", None)
 _REFUSE_NAMES: Final = {
     XferRefuseReason.UNKNOWN: "Unknown",
     XferRefuseReason.COMPLETED: "Completed",
@@ -136,6 +139,12 @@ def _refuse_name(reason: int) -> str:
         return _REFUSE_NAMES[XferRefuseReason(reason)]
     except ValueError:
         return f"reason {reason}"
+
+
+def _yield_processor() -> None:
+    """Let a task waiting for this processor run first (``sched_yield``; nothing where absent)."""
+    if _SCHED_YIELD is not None:
+        _SCHED_YIELD()
 
 
 def _set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -325,6 +334,10 @@ class TcpclLink(asyncio.Protocol):
             self._loop.call_soon(self._end_burst)
             self._pump_scheduled = True
             self._pump()
+            # The write woke the peer or a local application; Linux runs a task woken by a
+            # socket write on the writer's processor, expecting the writer to sleep. This
+            # loop has a commit and more to do first: let the woken task run now.
+            _yield_processor()
         elif not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
