@@ -681,9 +681,8 @@ class TcpclLink(asyncio.Protocol):
                 last = end == len(view)
                 try:
                     piece = view[offset:end]
-                except OSError as exc:  # a stored file went bad: the session cannot go on
-                    log.error("TCPCL: cannot read a bundle being sent to %s: %s", self._peer, exc)
-                    self.abort()
+                except OSError as exc:
+                    self._stored_file_failed(exc)
                     return
                 if conn.send_segment(transfer_id, piece, last, self._loop.time()) and not last:
                     self._current = (transfer_id, view, end)
@@ -740,11 +739,15 @@ class TcpclLink(asyncio.Protocol):
                 self.bytes_sendfile += sent
             if sent < n:
                 transport.write(view[offset + sent : offset + n])
-        except (OSError, ValueError) as exc:  # a stored file went bad: the session cannot go on
-            log.error("TCPCL: cannot read a bundle being sent to %s: %s", self._peer, exc)
-            self.abort()
+        except (OSError, ValueError) as exc:
+            self._stored_file_failed(exc)
             return False
         return True
+
+    def _stored_file_failed(self, exc: Exception) -> None:
+        """A stored bundle being sent cannot be read: the transfer, and so the session, cannot go on."""
+        log.error("TCPCL: cannot read a bundle being sent to %s: %s", self._peer, exc)
+        self.abort()
 
     def _fail_queue(self, exc: Exception) -> None:
         queue = self._queue
