@@ -1,8 +1,9 @@
-"""Build hook: compile the pure protocol cores to C with mypyc.
+"""Build hook: compile the node's per-bundle code to C with mypyc.
 
-The bundle codec, the bundle protocol agent and the TCPCL and stream framing cores are plain
-``mypy --strict`` Python; mypyc turns them into C extensions that run the same code about twice
-as fast, which the node's throughput depends on. Everything else stays interpreted.
+The bundle codec, the bundle protocol agent, the TCPCL and stream framing cores, the bundle
+store and the node that drives them are plain ``mypy --strict`` Python; mypyc turns them into C
+extensions that run the same code about twice as fast, which the node's throughput depends on.
+Everything else stays interpreted.
 
 The compiled build is the default. It is skipped, leaving the pure-Python modules in use, when
 ``PROXIMA_PURE_PYTHON=1`` is set or when no C compiler works (a warning says so); the package

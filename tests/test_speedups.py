@@ -1,4 +1,4 @@
-"""The compiled protocol cores: in use when built, and the Python sources pass the same tests."""
+"""The compiled cores: in use when built, and the Python sources pass the same tests."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ CORE_TESTS = [
     "tests/test_tcpcl.py",
     "tests/test_framing.py",
     "tests/test_cgr.py",
+    "tests/test_store.py",
+    "tests/test_node.py",
     "tests/test_speedups.py::test_the_cores_in_use_follow_the_environment",
 ]
 

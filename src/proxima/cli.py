@@ -411,6 +411,9 @@ def node_status(node: tuple[str, int], as_json: bool) -> None:
     click.echo(
         "  links up: " + (", ".join(f"{k} {v}" for k, v in sorted(links.items())) if links else "none")
     )
+    opened = status.get("links_opened", {})
+    if opened:
+        click.echo("  sessions opened: " + ", ".join(f"{k} {v}" for k, v in sorted(opened.items())))
     peers = status.get("peers_up", [])
     click.echo("  peers up: " + (", ".join(peers) if peers else "none"))
     counters = status.get("counters", {})

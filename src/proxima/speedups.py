@@ -1,4 +1,4 @@
-"""Which protocol cores run compiled (mypyc C extensions built at install) and which as Python.
+"""Which cores run compiled (mypyc C extensions built at install) and which as Python.
 
 The build (``setup.py``) compiles the modules in :data:`COMPILED_CORES` unless
 ``PROXIMA_PURE_PYTHON=1`` is set or no C compiler works. Both forms behave the same on
@@ -31,6 +31,8 @@ COMPILED_CORES: Final = (
     "proxima.agent.routing",
     "proxima.cla.tcpcl",
     "proxima.cla.framing",
+    "proxima.runtime.store",
+    "proxima.runtime.node",
 )
 
 

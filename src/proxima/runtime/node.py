@@ -336,6 +336,11 @@ class Node:
         self._servers: list[Closable] = []
         self._closed: dict[int, asyncio.Event] = {}
         self.links_up: dict[str, int] = {}
+        self.links_opened: dict[str, int] = {}
+        """Sessions that came up since the start, per convergence layer: a link that keeps
+        dropping and coming back shows here, where ``links_up`` stays at 1."""
+        self.send_window = SEND_WINDOW
+        """Bundles in flight per link at most."""
         self.started_ms = 0
         self._copies: set[asyncio.Future[None]] = set()  # files being copied into the store
         self.failure: StoreError | None = None
@@ -560,7 +565,8 @@ class Node:
                     if merged is None:
                         merged = {}
                     merged[a.identity] = pre_sid
-                prestored = self._prestored = None
+                self._prestored = None
+                prestored = None
                 continue
             if isinstance(a, Persist):
                 # The bytes as received, when the agent keeps the decoded bundle unchanged.
@@ -783,10 +789,16 @@ class Node:
         try:
             self._apply(actions)
         finally:
-            if self._prestored is not None:  # the agent did not keep it (expired, hop limit...)
-                self._prestored = None
+            if self._take_prestored() is not None:  # the agent did not keep it (expired...)
                 self._external.pop(sid, None)
                 store.remove(sid, RemoveReason.DISCARDED, remember=False)
+
+    def _take_prestored(self) -> tuple[Bundle, int] | None:
+        """The bundle :meth:`_apply_actions` was to adopt from the store and did not, if any;
+        cleared. (Read through a call: the caller's view of the attribute is the one it set
+        before :meth:`_apply`, which may have cleared it since.)"""
+        prestored, self._prestored = self._prestored, None
+        return prestored
 
     def _is_local_fragment(self, p: PrimaryBlock) -> bool:
         """A fragment this node reassembles (its destination is here)."""
@@ -845,6 +857,7 @@ class Node:
     def link_up(self, link: Link) -> None:
         """A session is up; when its peer is known, start sending to it."""
         self.links_up[link.cla] = self.links_up.get(link.cla, 0) + 1
+        self.links_opened[link.cla] = self.links_opened.get(link.cla, 0) + 1
         peer = link.peer
         if peer is None:
             return
@@ -879,8 +892,8 @@ class Node:
 
     async def _sender(self, link: Link, peer: EID) -> None:
         """Feed a link that sends one bundle per call (MTCP, STCP, UDP): a task per bundle in
-        flight, at most :data:`SEND_WINDOW` of them."""
-        window = asyncio.Semaphore(SEND_WINDOW)
+        flight, at most :attr:`send_window` of them."""
+        window = asyncio.Semaphore(self.send_window)
         inflight: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -1170,7 +1183,7 @@ class Node:
         try:
             self._apply(self.agent.originate(bundle, now_ms=now, payload_length=size, klass=klass))
         finally:
-            self._prestored = None
+            self._take_prestored()
 
     async def send_file(
         self,
@@ -1381,6 +1394,7 @@ class Node:
             "held_by_agent": self.agent.held(),
             "deliveries_waiting": {str(e): len(q) for e, q in self._deliveries.items() if q},
             "links_up": {k: v for k, v in self.links_up.items() if v},
+            "links_opened": dict(self.links_opened),
             "peers_up": sorted(str(p) for p in self.agent.links_up),
             "counters": self.agent.counters.as_dict(),
             "runtime": {"cores": speedups.summary(), "gc_thresholds": list(gc.get_threshold())},
@@ -1408,8 +1422,9 @@ class _LinkPump:
     callbacks instead of a task: a bundle queued in an event-loop turn leaves in that same turn,
     and each acknowledgement makes room for the next bundle at once.
 
-    At most :data:`SEND_WINDOW` bundles and :data:`SEND_WINDOW_BYTES` bytes (one bundle at
-    least) are in flight. :meth:`run` is safe to call from anywhere, its own callbacks included.
+    At most the node's :attr:`~Node.send_window` bundles and :data:`SEND_WINDOW_BYTES` bytes
+    (one bundle at least) are in flight. :meth:`run` is safe to call from anywhere, its own
+    callbacks included.
     """
 
     __slots__ = (
@@ -1453,7 +1468,8 @@ class _LinkPump:
         node = self._node
         agent = node.agent
         inflight = self._inflight
-        while len(inflight) < SEND_WINDOW and not self._closed:
+        window = node.send_window
+        while len(inflight) < window and not self._closed:
             if self._waiting is not None:
                 t, data = self._waiting
                 self._waiting = None

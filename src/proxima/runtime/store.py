@@ -432,17 +432,17 @@ each: every fsync commits the file system's journal on its own and costs tens of
 of CPU, while a syncfs writes everything back with one commit."""
 
 
-def _syncfs(path: Path) -> bool:
-    """Write back the whole file system holding ``path``; False when syncfs is unavailable or
-    failed (the caller then syncs file by file)."""
-    if _SYNCFS is None:
+def _syncfs(path: Path, syncfs: Any) -> bool:
+    """Write back the whole file system holding ``path`` with ``syncfs`` (libc's, or None);
+    False when syncfs is unavailable or failed (the caller then syncs file by file)."""
+    if syncfs is None:
         return False
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return False
     try:
-        return bool(_SYNCFS(fd) == 0)
+        return bool(syncfs(fd) == 0)
     finally:
         os.close(fd)
 
@@ -537,6 +537,10 @@ class BundleStore:
         self._txn_files: set[str] = set()
         self._unlink_after: set[str] = set()
         self._deleter: ThreadPoolExecutor | None = None  # deletes large files; see _DELETE_AWAY_FROM
+        self._delete_away_from = _DELETE_AWAY_FROM
+        self._max_free_files = _MAX_FREE_FILES
+        self._max_free_bytes = _MAX_FREE_BYTES
+        self._max_kept_fds = _MAX_KEPT_FDS
         # Payload files of removed bundles smaller than recycle_below are written over by the
         # next bundles instead of being deleted and created again: on this kind of file system
         # creating and deleting a file per bundle costs more than writing it. (Only for sizes
@@ -854,8 +858,8 @@ class BundleStore:
                 size = recyclable.get(name)
                 if (
                     size is not None
-                    and len(free) < _MAX_FREE_FILES
-                    and self._free_bytes + size <= _MAX_FREE_BYTES
+                    and len(free) < self._max_free_files
+                    and self._free_bytes + size <= self._max_free_bytes
                 ):
                     free.append((name, size))
                     self._free_bytes += size
@@ -1161,7 +1165,7 @@ class BundleStore:
         """Keep a written payload file's descriptor for its reuse, or close it past the limit.
         Kept descriptors are only ever written with ``pwrite``: their offset stays at 0, as a
         :class:`BundleWriter` that takes one from :meth:`_new_file` needs."""
-        if len(self._fds) < _MAX_KEPT_FDS:
+        if len(self._fds) < self._max_kept_fds:
             self._fds[name] = fd
         else:
             os.close(fd)
@@ -1174,7 +1178,7 @@ class BundleStore:
             size = os.stat(path).st_size if fd is None else os.fstat(fd).st_size
         except OSError:
             size = 0
-        if size >= _DELETE_AWAY_FROM:
+        if size >= self._delete_away_from:
             if self._deleter is None:
                 self._deleter = ThreadPoolExecutor(1, thread_name_prefix="delete payloads")
             self._deleter.submit(_close_and_unlink, fd, path)
@@ -1809,6 +1813,8 @@ class _Checkpointer:
 
     def __init__(self, path: Path, synchronous: str, payload_dir: Path | None = None) -> None:
         self.wake = threading.Event()
+        self.syncfs: Any = _SYNCFS
+        """libc's ``syncfs`` (None where there is none)."""
         self._unsynced: dict[str, None] = {}
         """Payload files written without fsync (NORMAL mode), synced before the next checkpoint."""
         self._unsynced_lock = threading.Lock()
@@ -1819,8 +1825,8 @@ class _Checkpointer:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
-        self._thread = threading.Thread(target=self._run, name=f"checkpoint {path.name}", daemon=True)
-        self._thread.start()
+        self._runner = threading.Thread(target=self._run, name=f"checkpoint {path.name}", daemon=True)
+        self._runner.start()
 
     def _run(self) -> None:
         while True:
@@ -1862,7 +1868,7 @@ class _Checkpointer:
             return
         with self._unsynced_lock:
             names, self._unsynced = list(self._unsynced), {}
-        if len(names) >= _SYNCFS_FROM and _syncfs(self._payload_dir):
+        if len(names) >= _SYNCFS_FROM and _syncfs(self._payload_dir, self.syncfs):
             return
         synced = False
         for name in names:
@@ -1885,7 +1891,7 @@ class _Checkpointer:
         """End the thread and close its connection."""
         self._stopping.set()
         self.wake.set()
-        self._thread.join()
+        self._runner.join()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
 
@@ -1937,7 +1943,8 @@ class BundleWriter:
             raise StoreError("a bundle writer lost its file")
         view = memoryview(data).cast("B")
         while view:
-            view = view[os.write(fd, view) :]
+            done = os.write(fd, view)
+            view = view[done:]
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Append bytes of the encoded bundle; StoreError (reason 4) when the quota is exceeded,
