@@ -93,7 +93,7 @@ from proxima.bpv7.eid import EID
 from proxima.errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from types import TracebackType
 
 __all__ = [
@@ -417,7 +417,7 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def _load_syncfs() -> Any:
+def _load_syncfs() -> Callable[[int], int] | None:
     """libc's ``syncfs``, or None where there is none (it is Linux's)."""
     try:
         return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
@@ -432,7 +432,7 @@ each: every fsync commits the file system's journal on its own and costs tens of
 of CPU, while a syncfs writes everything back with one commit."""
 
 
-def _syncfs(path: Path, syncfs: Any) -> bool:
+def _syncfs(path: Path, syncfs: Callable[[int], int] | None) -> bool:
     """Write back the whole file system holding ``path`` with ``syncfs`` (libc's, or None);
     False when syncfs is unavailable or failed (the caller then syncs file by file)."""
     if syncfs is None:
@@ -1813,7 +1813,7 @@ class _Checkpointer:
 
     def __init__(self, path: Path, synchronous: str, payload_dir: Path | None = None) -> None:
         self.wake = threading.Event()
-        self.syncfs: Any = _SYNCFS
+        self.syncfs: Callable[[int], int] | None = _SYNCFS
         """libc's ``syncfs`` (None where there is none)."""
         self._unsynced: dict[str, None] = {}
         """Payload files written without fsync (NORMAL mode), synced before the next checkpoint."""
@@ -1825,6 +1825,7 @@ class _Checkpointer:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+        # Not ``_thread``: mypyc names the C field after the attribute, and ``__thread`` is C's.
         self._runner = threading.Thread(target=self._run, name=f"checkpoint {path.name}", daemon=True)
         self._runner.start()
 
