@@ -7,6 +7,7 @@ A :class:`MemorySink` stands in for the node: it keeps what it receives in memor
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
 import ssl
@@ -46,6 +47,7 @@ from proxima.runtime.cla_drivers import (
     TcpclLink,
     TransferRefusedError,
     UdpLink,
+    _writev,
     mtcp_connect,
     mtcp_listen,
     stcp_connect,
@@ -307,6 +309,71 @@ def test_tcpcl_sends_a_stored_bundle_from_its_file_with_sendfile(tmp_path: Path)
         assert 0 < client.bytes_sendfile - before < 12_000_000
         small.close()
         big.close()
+        await close_all(server, client)
+
+    run(body, timeout=20)
+
+
+def test_writev_returns_what_a_full_socket_did_not_take() -> None:
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        pieces: list[bytes | memoryview] = [
+            random.Random(1).randbytes(300_000),
+            memoryview(random.Random(2).randbytes(300_000)),
+            b"tail",
+        ]
+        whole = b"".join(pieces)
+        rest = _writev(a.fileno(), list(pieces))
+        left = b"".join(rest)
+        assert 0 < len(left) < len(whole)  # part went, the rest is handed back
+        assert whole.endswith(left)
+        received = bytearray()
+        while len(received) < len(whole) - len(left):
+            received += b.recv(1 << 20)
+        assert bytes(received) == whole[: len(whole) - len(left)]
+        # A socket that takes everything: nothing is left.
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        while True:  # drain what the small buffer still holds
+            b.setblocking(False)
+            try:
+                b.recv(1 << 20)
+            except BlockingIOError:
+                break
+        assert _writev(a.fileno(), [b"one", memoryview(b"two")]) == []
+    finally:
+        a.close()
+        b.close()
+    # A failed write leaves every piece for the transport, which reports the error.
+    pieces = [b"x", b"y"]
+    assert _writev(a.fileno(), pieces) == pieces
+
+
+def test_tcpcl_writes_large_segments_with_writev_through_a_full_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Large segments go to the socket with writev, unjoined; what a full socket refuses goes
+    through the transport, in order, and every bundle arrives whole."""
+    calls: list[tuple[int, int, int]] = []  # pieces, bytes offered, bytes taken
+    real = os.writev
+
+    def counting(fd: int, buffers: Any) -> int:
+        taken = real(fd, buffers)
+        calls.append((len(buffers), sum(len(b) for b in buffers), taken))
+        return taken
+
+    async def body() -> None:
+        server, server_sink, _, _, client = await tcpcl_pair(
+            server_config=TcpclConfig(node_id=SERVER_NODE, segment_mru=50_000)
+        )
+        monkeypatch.setattr(os, "writev", counting)
+        client._transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        bundles = [random.Random(i).randbytes(120_000 + i) for i in range(40)]
+        await asyncio.gather(*(client.send(b) for b in bundles))
+        assert server_sink.bundles == bundles
+        assert any(pieces > 1 for pieces, _, _ in calls)  # several per call, not joined first
+        assert any(taken < offered for _, offered, taken in calls)  # the socket was full
         await close_all(server, client)
 
     run(body, timeout=20)

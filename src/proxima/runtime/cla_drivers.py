@@ -106,6 +106,7 @@ _SENDFILE_PIECE: Final = 1 << 20  # bytes of a stored bundle's file per segment 
 _FLUSH_BYTES: Final = 1 << 18  # while pumping transfers, write out at least every this many bytes
 _MAX_COMMITS: Final = 512  # commits in flight before reading from the peer pauses
 _SCHED_YIELD: Final = getattr(os, "sched_yield", None)
+_WRITEV_MAX: Final = 64  # pieces up to which a flush is written with writev rather than joined
 _REFUSE_NAMES: Final = {
     XferRefuseReason.UNKNOWN: "Unknown",
     XferRefuseReason.COMPLETED: "Completed",
@@ -145,6 +146,26 @@ def _yield_processor() -> None:
     """Let a task waiting for this processor run first (``sched_yield``; nothing where absent)."""
     if _SCHED_YIELD is not None:
         _SCHED_YIELD()
+
+
+def _writev(fd: int, chunks: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    """Write ``chunks`` (at most ``_WRITEV_MAX``) to the non-blocking socket ``fd`` with one
+    ``writev``, as much as it takes now; return what is left (the first piece cut where the
+    socket stopped), ``[]`` when all went. An error leaves them all, for the transport's own
+    write to meet and report."""
+    try:
+        sent = os.writev(fd, chunks)
+    except OSError:
+        return chunks
+    for i, chunk in enumerate(chunks):
+        size = len(chunk)
+        if sent < size:
+            rest = chunks[i:]
+            if sent:
+                rest[0] = memoryview(chunk)[sent:]
+            return rest
+        sent -= size
+    return []
 
 
 def _set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -266,6 +287,7 @@ class TcpclLink(asyncio.Protocol):
         self.protocol_violations = 0
         self.bytes_sendfile = 0
         self._sendfile_sock: int | None = None  # the socket's descriptor, once sendfile may be used
+        self._writev_fd: int | None = None  # the same, once writev may be used
 
     def __repr__(self) -> str:
         return f"<TcpclLink {self._role.value} peer={self._peer} {self.state.value}>"
@@ -441,6 +463,20 @@ class TcpclLink(asyncio.Protocol):
         chunks = conn.data_chunks_to_send()
         transport = self._transport
         if chunks and transport is not None and not self._finished:
+            fd = self._writev_fd
+            if (
+                fd is not None
+                and len(chunks) <= _WRITEV_MAX
+                and transport.get_write_buffer_size() == 0
+                and not transport.is_closing()
+            ):
+                # A few pieces (large segments) go straight to the socket, without being joined
+                # (and, when the socket takes only part, copied again twice) by the transport.
+                # Many small ones cost less joined: the kernel takes each piece of a writev
+                # on its own.
+                for chunk in _writev(fd, chunks):
+                    transport.write(chunk)  # one copy each into its buffer, none joined
+                return
             if len(chunks) == 1:
                 transport.write(chunks[0])
             else:
@@ -546,8 +582,11 @@ class TcpclLink(asyncio.Protocol):
         self._up = True
         transport = self._transport
         sock = None if transport is None else transport.get_extra_info("socket")
-        if sock is not None and not self.tls and hasattr(os, "sendfile"):
-            self._sendfile_sock = sock.fileno()
+        if sock is not None and not self.tls:
+            if hasattr(os, "sendfile"):
+                self._sendfile_sock = sock.fileno()
+            if hasattr(os, "writev"):
+                self._writev_fd = sock.fileno()
             # Resume sending only once the transport's buffer is empty, so that the next
             # segment of a stored bundle can go with sendfile again.
             _, high = cast("asyncio.WriteTransport", transport).get_write_buffer_limits()
