@@ -33,6 +33,21 @@ def test_the_cores_in_use_follow_the_environment() -> None:
     assert speedups.stale() == []
 
 
+def test_compiled_modules_no_build_makes_are_named_as_leftovers(tmp_path: Path) -> None:
+    import importlib.machinery
+
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    package = tmp_path / "proxima"
+    (package / "runtime").mkdir(parents=True)
+    for name in ("runtime/cla_drivers", "runtime/store", "bpv7_gone"):
+        (package / f"{name}{suffix}").write_bytes(b"")
+    (package / "runtime/cla_drivers.py").write_text("")
+    (package / "runtime/store.py").write_text("")  # still compiled: not a leftover
+    # bpv7_gone has no source: an extension of its own, nothing it hides.
+    assert speedups.leftovers(package) == [package / f"runtime/cla_drivers{suffix}"]
+    assert speedups.leftovers() == []  # this install has none
+
+
 def test_every_core_has_its_python_source() -> None:
     for name in speedups.COMPILED_CORES:
         assert (ROOT / "src" / (name.replace(".", "/") + ".py")).is_file(), name

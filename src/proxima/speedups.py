@@ -7,7 +7,8 @@ Python type with a ``TypeError`` where it reads them. ``PROXIMA_PURE_PYTHON=1`` 
 imports the Python sources even when the compiled modules are installed (see
 :func:`prefer_sources`). An editable install keeps the compiled modules beside their sources,
 where they take precedence: after editing one of these sources, install again
-(``pip install -e .``); :func:`stale` names the ones out of date.
+(``pip install -e .``); :func:`stale` names the ones out of date, and :func:`leftovers` the
+ones of modules taken off the list, which a new install leaves in place.
 """
 
 from __future__ import annotations
@@ -60,6 +61,26 @@ def stale() -> list[str]:
         source = origin.parent / (name.rsplit(".", 1)[1] + ".py")
         if source.exists() and source.stat().st_mtime > origin.stat().st_mtime:
             out.append(name)
+    return out
+
+
+def leftovers(package: Path | None = None) -> list[Path]:
+    """Compiled modules in ``package`` (default: proxima's own directory) that no build makes
+    any more: an extension beside its ``.py`` source for a module not in
+    :data:`COMPILED_CORES`. An editable install does not remove them, and they take precedence
+    over the source that replaced them; delete them."""
+    root = Path(__file__).parent if package is None else package
+    prefix = root.name
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    out: list[Path] = []
+    for path in sorted(root.rglob("*")):
+        suffix = next((s for s in suffixes if path.name.endswith(s)), None)
+        if suffix is None:
+            continue
+        source = path.with_name(path.name[: -len(suffix)] + ".py")
+        module = ".".join((prefix, *source.relative_to(root).with_suffix("").parts))
+        if source.is_file() and module not in COMPILED_CORES:
+            out.append(path)
     return out
 
 
