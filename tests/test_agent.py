@@ -218,6 +218,22 @@ def test_no_known_route_deletes() -> None:
     assert agent.held() == 0 and agent.counters.reports_sent == 1
 
 
+def test_a_peer_with_a_session_up_is_its_own_route() -> None:
+    """A node no route names, but whose session is up (it dialled in), gets its bundles over
+    that session; once the session is gone, a new bundle for it has no known route."""
+    agent = BundleAgent(GROUND, StaticRouter(), endpoints=(POSTS,))
+    visitor, there = EID.parse("ipn:77.0"), EID.parse("ipn:77.5")
+    reply = Bundle(PrimaryBlock(there, GROUND, creation_time=T0, sequence=1), (payload_block(b"r"),))
+    assert agent.link_up(visitor, T0) == []
+    agent.receive(encode_bundle(reply), now_ms=T0)
+    t = agent.next_to_send(visitor, T0)
+    assert t is not None and decode_bundle(t.data).primary.destination == there
+    agent.link_down(visitor, T0 + 1)
+    late = Bundle(PrimaryBlock(there, GROUND, creation_time=T0, sequence=2), (payload_block(b"r"),))
+    actions = agent.receive(encode_bundle(late), now_ms=T0 + 2)
+    assert [u.reason for u in actions if isinstance(u, Unpersist)] == [Reason.NO_KNOWN_ROUTE]
+
+
 def test_class_of_service_order() -> None:
     agent = BundleAgent(ISS, StaticRouter([RELAY], [StaticRoute("*", RELAY)]))
     big = b"m" * 100_000

@@ -85,7 +85,9 @@ class StaticRoute(NamedTuple):
 
 
 class StaticRouter:
-    """Neighbours plus static routes, first match wins; a neighbour is its own route.
+    """Neighbours plus static routes, first match wins; a neighbour is its own route, and so
+    is any node with a session up now (a peer that dialled in unannounced, as HDTN's and
+    dtn7's tools do, gets its replies over that session).
 
     A bundle for a node that is a known neighbour, or that a route sends through one, is held
     until that neighbour's link is up. A destination nothing matches has no known route.
@@ -106,10 +108,11 @@ class StaticRouter:
         self.routes.append(StaticRoute(pattern, via.node_id))
 
     def route(self, bundle: Bundle, now_ms: int, size: int | None = None) -> Route:
-        """The neighbour owning the destination, else the first matching route's next hop."""
+        """The neighbour (or peer with a session up) owning the destination, else the first
+        matching route's next hop."""
         dest = bundle.primary.destination.node_id
         route: Route
-        if dest in self.neighbours:
+        if dest in self.neighbours or dest in self.up:
             route = _new(Route, ((dest,), True, None))
             return route
         for r in self.routes:
