@@ -86,8 +86,8 @@ class StaticRoute(NamedTuple):
 
 class StaticRouter:
     """Neighbours plus static routes, first match wins; a neighbour is its own route, and so
-    is any node with a session up now (a peer that dialled in unannounced, as HDTN's and
-    dtn7's tools do, gets its replies over that session).
+    is any node with a session up now (a peer that dialled in unannounced, as HDTN's `bping`
+    does, gets its replies over that session).
 
     A bundle for a node that is a known neighbour, or that a route sends through one, is held
     until that neighbour's link is up. A destination nothing matches has no known route.
