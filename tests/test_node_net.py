@@ -155,3 +155,40 @@ def test_a_udp_neighbour_s_rate_spaces_the_datagrams_so_a_small_receive_buffer_k
 
     elapsed = asyncio.run(asyncio.wait_for(main(), 60))
     assert elapsed >= 4 * 60_000 / rate  # the last fragment left four slots after the first
+
+
+def test_a_node_that_dialled_in_unannounced_gets_its_bundles_over_its_session(tmp_path: Path) -> None:
+    """The ground knows nothing of the visitor (no neighbour, no route) until it dials in: a
+    bundle for it then goes back over that TCPCL session (HDTN's bping expects its echoes so)."""
+    visitor, home = EID.parse("ipn:9.0"), EID.parse("ipn:9.1")
+    port = free_port()
+    ground = Node(
+        NodeConfig(
+            node_id=GROUND, store_path=tmp_path / "ground", listen=(ListenConfig("tcpcl", "127.0.0.1", port),)
+        )
+    )
+    guest = Node(
+        NodeConfig(
+            node_id=visitor,
+            store_path=tmp_path / "visitor",
+            endpoints=(home,),
+            neighbours=(NeighbourConfig(GROUND, "tcpcl", "127.0.0.1", port),),
+        )
+    )
+
+    async def main() -> bytes:
+        await ground.start()
+        await guest.start()
+        for _ in range(1000):
+            if visitor in ground.agent.links_up:
+                break
+            await asyncio.sleep(0.01)
+        assert visitor in ground.agent.links_up
+        await ground.send(home, b"back over your own session")
+        d = await guest.take(home, timeout=10)
+        assert d is not None, "the bundle for the visitor never arrived"
+        for n in (guest, ground):
+            await n.stop()
+        return d.bundle.payload
+
+    assert asyncio.run(asyncio.wait_for(main(), 60)) == b"back over your own session"
