@@ -331,6 +331,66 @@ def test_large_fragments_for_this_node_are_reassembled_across_a_restart(tmp_path
     asyncio.run(main())
 
 
+def test_large_fragments_differing_only_in_length_are_two_bundles(tmp_path: Path) -> None:
+    """A fragment's identity holds its payload length (RFC 9171 §5.9) even when the payload
+    streams into a file and the decoded bundle's payload block is left empty: two fragments at
+    the same offset with different lengths are both kept, and their reports name each length."""
+    from proxima.bpv7.admin import StatusReport, decode_admin_record
+    from proxima.bpv7.bundle import BundleFlag
+    from proxima.runtime.config import RouteConfig
+
+    reports = EID.parse("ipn:2.5")
+    created = dtn_now_ms()
+    lengths = (STREAM_THRESHOLD + 1000, STREAM_THRESHOLD + 5000)
+
+    def fragment(length: int) -> bytes:
+        primary = PrimaryBlock(
+            destination=MEDIA,
+            source=ISS,
+            report_to=reports,
+            creation_time=created,
+            sequence=3,
+            lifetime=86_400_000,
+            flags=BundleFlag.IS_FRAGMENT | BundleFlag.REPORT_RECEPTION,
+            crc_type=2,
+            fragment_offset=0,
+            total_adu_length=3 * STREAM_THRESHOLD,
+        )
+        return encode_bundle(Bundle(primary, (payload_block(b"F" * length, crc_type=2),)))
+
+    async def main() -> None:
+        node = Node(
+            NodeConfig(
+                node_id=RELAY,
+                store_path=tmp_path / "r",
+                endpoints=(reports,),
+                routes=(RouteConfig("ipn:3.*", GROUND),),  # no session: they wait in the store
+            )
+        )
+        node.open()
+        try:
+            for length in lengths:
+                await feed(node, fragment(length))
+            assert node.agent.counters.duplicates == 0
+            assert node.store is not None
+            kept = [b for b in node.store.pending(state=None) if b.destination == MEDIA]
+            assert sorted(b.identity[4] or 0 for b in kept) == list(lengths)
+            seen = []
+            for d in node.take_ready(reports, 10):
+                record = decode_admin_record(d.bundle.payload)
+                assert isinstance(record, StatusReport) and record.received.asserted
+                seen.append((record.fragment_offset, record.fragment_length))
+            assert sorted(seen) == [(0, n) for n in lengths]
+            # the same fragment once more is a duplicate, and is not stored twice
+            await feed(node, fragment(lengths[1]))
+            assert node.agent.counters.duplicates == 1
+            assert sum(1 for b in node.store.pending(state=None) if b.destination == MEDIA) == 2
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
 def test_stopping_while_a_large_file_is_copied_in_waits_for_the_copy_and_keeps_nothing_half(
     tmp_path: Path,
 ) -> None:

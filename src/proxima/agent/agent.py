@@ -28,6 +28,7 @@ from proxima.bpv7.bundle import (
     Reason,
     age_block,
     bundle_age_of,
+    bundle_identity,
     decode_block_data,
     decode_bundle,
     encode_block,
@@ -494,7 +495,7 @@ class BundleAgent:
         """
         self.counters.received += 1
         actions: list[Action] = []
-        identity = bundle.id
+        identity = bundle_identity(bundle, payload_length)
         if identity in self._by_identity or identity in self._delivered:
             self.counters.duplicates += 1
             return actions
@@ -503,17 +504,17 @@ class BundleAgent:
         if flags & _REPORT_RECEPTION or outcome.report:
             # one reception report, saying "block unsupported" when a block asked to be reported
             reason = Reason.BLOCK_UNSUPPORTED if outcome.report else Reason.NO_ADDITIONAL_INFORMATION
-            self._report(bundle, now_ms, actions, received=True, reason=reason)
+            self._report(bundle, now_ms, actions, received=True, reason=reason, length=payload_length)
         if outcome.bundle is None:
-            self._deleted(bundle, now_ms, Reason.BLOCK_UNSUPPORTED, actions)
+            self._deleted(bundle, now_ms, Reason.BLOCK_UNSUPPORTED, actions, payload_length)
             return actions
         bundle = outcome.bundle
         hops = hop_count_of(bundle)
         if hops is not None and hops[1] > hops[0]:
-            self._deleted(bundle, now_ms, Reason.HOP_LIMIT_EXCEEDED, actions)
+            self._deleted(bundle, now_ms, Reason.HOP_LIMIT_EXCEEDED, actions, payload_length)
             return actions
         if expiry_of(bundle, now_ms) <= now_ms:
-            self._deleted(bundle, now_ms, Reason.LIFETIME_EXPIRED, actions)
+            self._deleted(bundle, now_ms, Reason.LIFETIME_EXPIRED, actions, payload_length)
             return actions
         held = self._hold(bundle, now_ms, None, payload_length)
         actions.append(self._persist_action(held))
@@ -530,7 +531,7 @@ class BundleAgent:
         held = _Held(
             key,
             bundle,
-            bundle.id,
+            bundle_identity(bundle, payload_length),
             expiry_of(bundle, now_ms),
             default_class(bundle, payload_length) if klass is None else klass,
             now_ms,
@@ -779,7 +780,7 @@ class BundleAgent:
             return actions
         self.counters.forwarded += 1
         if held.bundle.primary.flags & _REPORT_FORWARDING:
-            self._report(held.bundle, now_ms, actions, forwarded=True)
+            self._report(held.bundle, now_ms, actions, forwarded=True, length=held.identity[4])
         self._forget(held, 0, actions)
         return actions
 
@@ -828,13 +829,17 @@ class BundleAgent:
         return actions
 
     def _delete(self, held: _Held, now_ms: int, reason: int, actions: list[Action]) -> None:
-        self._deleted(held.bundle, now_ms, reason, actions)
+        self._deleted(held.bundle, now_ms, reason, actions, held.identity[4])
         self._forget(held, reason, actions)
 
-    def _deleted(self, bundle: Bundle, now_ms: int, reason: int, actions: list[Action]) -> None:
+    def _deleted(
+        self, bundle: Bundle, now_ms: int, reason: int, actions: list[Action], length: int | None = None
+    ) -> None:
+        """Count a deletion and report it when asked (``length``: the payload's, when the
+        bundle's payload block was left empty)."""
         self.counters.deleted += 1
         if bundle.primary.flags & _REPORT_DELETION:
-            self._report(bundle, now_ms, actions, deleted=True, reason=reason)
+            self._report(bundle, now_ms, actions, deleted=True, reason=reason, length=length)
 
     def _drop_wire(self, held: _Held) -> None:
         wire = held.wire
@@ -878,8 +883,10 @@ class BundleAgent:
         delivered: bool = False,
         deleted: bool = False,
         reason: int = Reason.NO_ADDITIONAL_INFORMATION,
+        length: int | None = None,
     ) -> None:
-        """Originate a status report about ``subject`` if it can be sent (RFC 9171 §6.1)."""
+        """Originate a status report about ``subject`` if it can be sent (RFC 9171 §6.1);
+        ``length`` is its payload's when its payload block was left empty."""
         p = subject.primary
         if p.report_to.is_none or p.flags & _ADMIN_RECORD or p.source.is_none:
             return
@@ -897,6 +904,7 @@ class BundleAgent:
             sequence=seq,
             lifetime_ms=self.report_lifetime_ms,
             crc_type=self.crc_type,
+            payload_length=length,
         )
         self.counters.reports_sent += 1
         held = self._hold(report, now_ms, CLASS_ADMIN)

@@ -444,6 +444,7 @@ def make_status_report_bundle(
     sequence: int,
     lifetime_ms: int = 86_400_000,
     crc_type: int = CRCType.CRC32C,
+    payload_length: int | None = None,
 ) -> Bundle:
     """A bundle carrying a status report about ``subject``, addressed to its report-to EID.
 
@@ -451,7 +452,9 @@ def make_status_report_bundle(
     subject has STATUS_TIME_REQUESTED. Several statuses may be asserted at once. The report
     bundle has only the ADMIN_RECORD flag, report-to ``dtn:none``, creation time ``now_ms``
     (with a bundle age block of 0 when ``now_ms`` is 0) and ``crc_type`` on both blocks.
-    Whether a report was requested is the caller's policy. Raises :class:`LocalError` when
+    Whether a report was requested is the caller's policy. ``payload_length`` is the subject's
+    when its payload block was left empty (its payload kept in a file): a fragment's report
+    names its real length. Raises :class:`LocalError` when
     nothing is asserted, the subject's report-to is ``dtn:none``, the subject is itself an
     administrative record, or an argument is invalid.
     """
@@ -483,7 +486,7 @@ def make_status_report_bundle(
         deleted,
         reason,
         p.fragment_offset if frag else None,
-        len(subject.payload) if frag else None,
+        (len(subject.payload) if payload_length is None else payload_length) if frag else None,
     )
     record = encode_admin_record(report)
     blocks: list[CanonicalBlock] = []

@@ -49,6 +49,7 @@ __all__ = [
     "UnknownBlocksOutcome",
     "age_block",
     "bundle_age_of",
+    "bundle_identity",
     "bundle_to_json",
     "check_bundle",
     "decode_block_data",
@@ -215,6 +216,18 @@ class Bundle(NamedTuple):
         if p.flags & 1:  # BundleFlag.IS_FRAGMENT
             return (p.source, p.creation_time, p.sequence, p.fragment_offset, len(self.payload))
         return (p.source, p.creation_time, p.sequence, None, None)
+
+
+def bundle_identity(
+    bundle: Bundle, payload_length: int | None = None
+) -> tuple[EID, int, int, int | None, int | None]:
+    """:attr:`Bundle.id` of a bundle whose payload block was left empty because its
+    ``payload_length`` bytes are kept elsewhere (a large bundle streamed into a file): a
+    fragment's identity carries its payload length, not the empty block's."""
+    p = bundle.primary
+    if payload_length is None or not p.flags & 1:  # BundleFlag.IS_FRAGMENT
+        return bundle.id
+    return (p.source, p.creation_time, p.sequence, p.fragment_offset, payload_length)
 
 
 # ---------------------------------------------------------------------------------------------

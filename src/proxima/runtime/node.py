@@ -20,9 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from proxima import speedups
-from proxima.agent.agent import BundleAgent, Deliver, Persist, Transmit, Unpersist, default_class, expiry_of
+from proxima.agent.agent import (
+    BundleAgent,
+    Deliver,
+    Identity,
+    Persist,
+    Transmit,
+    Unpersist,
+    default_class,
+    expiry_of,
+)
 from proxima.agent.routing import StaticRouter
-from proxima.bpv7.bundle import Bundle, BundleFlag, PrimaryBlock, decode_bundle
+from proxima.bpv7.bundle import Bundle, BundleFlag, PrimaryBlock, bundle_identity, decode_bundle
 from proxima.bpv7.eid import DTN_NONE, EID
 from proxima.bpv7.stream import BundleHead, PayloadCRC, decode_bundle_head
 from proxima.errors import (
@@ -313,7 +322,7 @@ class Node:
         self._kept: set[int] = set()  # agent keys whose row became a delivery
         self._deliveries: dict[EID, list[int]] = {}  # endpoint -> store ids, oldest first
         self._received: tuple[Bundle, bytes] | None = None
-        self._prestored: tuple[Bundle, int] | None = None  # a large bundle the store already has
+        self._prestored: tuple[Identity, int] | None = None  # a large bundle the store already has
         self._external: dict[int, int] = {}  # store id -> its payload block's offset in the file
         # deliveries whose bundle asked for a delivery report, sent when the application has it
         self._report_on_ack: dict[int, Bundle] = {}
@@ -555,7 +564,7 @@ class Node:
         received = self._received
         prestored = self._prestored
         for a in actions:
-            if prestored is not None and isinstance(a, Persist) and a.identity == prestored[0].id:
+            if prestored is not None and isinstance(a, Persist) and a.identity == prestored[0]:
                 pre_sid = prestored[1]
                 self._sid[a.key] = pre_sid
                 endpoint = None if delivering is None else delivering.get(a.identity)
@@ -760,7 +769,7 @@ class Node:
         try:
             head = stream.finish()
             bundle = Bundle(head.primary, head.blocks)
-            identity = bundle.id
+            identity = bundle_identity(bundle, head.payload_length)
             if store.is_known(identity):
                 self.agent.counters.duplicates += 1
                 writer.abort()
@@ -785,7 +794,7 @@ class Node:
             return
         self._external[sid] = _payload_block_start(head)
         actions = self.agent.receive_bundle(bundle, now_ms=now, payload_length=head.payload_length)
-        self._prestored = (bundle, sid)
+        self._prestored = (identity, sid)
         try:
             self._apply(actions)
         finally:
@@ -793,7 +802,7 @@ class Node:
                 self._external.pop(sid, None)
                 store.remove(sid, RemoveReason.DISCARDED, remember=False)
 
-    def _take_prestored(self) -> tuple[Bundle, int] | None:
+    def _take_prestored(self) -> tuple[Identity, int] | None:
         """The bundle :meth:`_apply_actions` was to adopt from the store and did not, if any;
         cleared. (Read through a call: the caller's view of the attribute is the one it set
         before :meth:`_apply`, which may have cleared it since.)"""
@@ -1179,7 +1188,7 @@ class Node:
             raise StoreError("the store already holds a bundle with this creation timestamp")
         sid = stored.store_id
         self._external[sid] = _payload_block_start(decode_bundle_head(head))
-        self._prestored = (bundle, sid)
+        self._prestored = (bundle.id, sid)
         try:
             self._apply(self.agent.originate(bundle, now_ms=now, payload_length=size, klass=klass))
         finally:
