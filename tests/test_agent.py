@@ -198,6 +198,29 @@ def test_expiry_deletes_with_reason_and_reports() -> None:
     assert r.deleted.asserted and r.reason == Reason.LIFETIME_EXPIRED
 
 
+def test_a_bundle_without_a_clock_expires_by_its_age() -> None:
+    """Creation time 0: the bundle's age block, plus the time held here, says when it expires
+    (RFC 9171 §4.4.2, §5.4); on arrival with no life left it is dropped at once."""
+    from proxima.bpv7.bundle import age_block
+
+    agent = BundleAgent(RELAY, StaticRouter([GROUND, ISS]))  # neither comes up: bundles wait
+
+    def aged(seq: int, age_ms: int) -> bytes:
+        p = PrimaryBlock(POSTS, ISS, ISS, creation_time=0, sequence=seq, lifetime=1000, flags=0x40000)
+        return encode_bundle(Bundle(p, (age_block(age_ms, number=2), payload_block(b"x"))))
+
+    actions = agent.receive(aged(1, 900), now_ms=T0)
+    assert agent.held() == 1 and not any(isinstance(a, Unpersist) for a in actions)
+    assert agent.next_expiry() == T0 + 100
+    assert agent.tick(T0 + 99) == []
+    expired = agent.tick(T0 + 100)
+    assert [u.reason for u in expired if isinstance(u, Unpersist)] == [1]  # lifetime expired
+    assert agent.held() == 1  # only its deletion report, waiting for ISS
+    assert agent.counters.deleted == 1
+    agent.receive(aged(2, 1000), now_ms=T0)
+    assert agent.counters.deleted == 2
+
+
 def test_received_expired_bundle_is_dropped() -> None:
     agent = BundleAgent(RELAY, StaticRouter([GROUND]))
     b = Bundle(PrimaryBlock(POSTS, ISS, creation_time=T0, sequence=1, lifetime=10), (payload_block(b"x"),))

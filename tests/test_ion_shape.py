@@ -1,4 +1,5 @@
-"""Bundles shaped like ION 4.1.3's (see PEERS.md): decoded, kept verbatim, forwarded so ION accepts them."""
+"""Bundles shaped like those ION 4.1.3 sends (the block layout in `ion_bundle`): decoded, kept verbatim,
+forwarded so ION accepts them."""
 
 from __future__ import annotations
 

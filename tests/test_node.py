@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from proxima.bpv7 import EID, Bundle, PrimaryBlock, encode_bundle, payload_block
+from proxima.bpv7.admin import StatusReport, decode_admin_record
 from proxima.errors import BundleError, ConfigError, StoreError
 from proxima.runtime.config import NodeConfig, RouteConfig, load_config, parse_config
 from proxima.runtime.links import SplicedBundle
@@ -196,6 +197,7 @@ via = "ipn:3.0"
     )
     c = load_config(f)
     assert c.node_id == RELAY and c.store_path == tmp_path / "store" and c.quota_bytes == 1_000_000
+    assert c.endpoints == (EID.parse("ipn:2.1"),)
     assert c.app.port == 4300 and c.listen[0].port == 4556 and c.neighbours[0].cla == "stcp"
     assert c.routes == (RouteConfig("ipn:3.*", GROUND),)
     assert c.neighbours[0].rate is None
@@ -242,10 +244,11 @@ def test_full_store_refuses_before_the_agent_takes_it(tmp_path: Path) -> None:
 
     async def main() -> None:
         clock = Clock()
-        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS,), quota_bytes=3000)
+        reports = EID.parse("ipn:3.5")
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS, reports), quota_bytes=3000)
 
         def post(seq: int) -> bytes:
-            p = PrimaryBlock(POSTS, ISS, ISS, creation_time=clock.now, sequence=seq, flags=0x40000)
+            p = PrimaryBlock(POSTS, ISS, reports, creation_time=clock.now, sequence=seq, flags=0x40000)
             return encode_bundle(Bundle(p, (payload_block(bytes(1000)),)))
 
         ground.accept(post(1))
@@ -258,7 +261,13 @@ def test_full_store_refuses_before_the_agent_takes_it(tmp_path: Path) -> None:
         assert ground.agent.held() == held  # nothing kept in memory only
         with pytest.raises(StoreError):
             ground.accept(post(3))  # a retransmission is refused again, not taken as a duplicate
-        assert ground.agent.counters.deleted >= 1  # the refusal counts as a deletion (reason 4)
+        assert ground.agent.counters.deleted == 2  # each refusal counts as a deletion
+        # and each is reported, as the post asked: deleted, reason 4 (depleted storage)
+        records = [decode_admin_record(d.bundle.payload) for d in ground.take_ready(reports, 10)]
+        assert len(records) == 2
+        for r in records:
+            assert isinstance(r, StatusReport) and r.deleted.asserted
+            assert (r.source, r.sequence, r.reason) == (ISS, 3, 4)
         await ground.stop()
 
     asyncio.run(main())

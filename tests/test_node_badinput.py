@@ -84,11 +84,16 @@ def test_invalid_bundle_is_refused_not_acceptable_and_session_goes_on(tmp_path: 
         with pytest.raises(TransferRefusedError) as info:
             await link.send(b"\x9f\x89\x07\xff")  # not a bundle
         assert info.value.reason == XferRefuseReason.NOT_ACCEPTABLE
-        bad_crc = bytearray(post(1))
-        bad_crc[-2] ^= 0xFF
+        p1 = PrimaryBlock(POSTS, EID.parse("ipn:9.1"), creation_time=dtn_now_ms(), sequence=1)
+        bad_crc = bytearray(encode_bundle(Bundle(p1, (payload_block(bytes(10), crc_type=2),))))
+        bad_crc[-2] ^= 0xFF  # the last byte of the payload block's CRC-32C
+        with pytest.raises(TransferRefusedError) as info:
+            await link.send(bytes(bad_crc))
+        assert info.value.reason == XferRefuseReason.NOT_ACCEPTABLE
         good = post(2)
         await link.send(good)  # the same session still works
-        assert (await ground.take(POSTS, timeout=5)) is not None
+        d = await ground.take(POSTS, timeout=5)
+        assert d is not None and d.bundle.primary.sequence == 2
         assert ground.status()["counters"]["received"] >= 1
         await link.close()
 

@@ -100,6 +100,9 @@ port = {p_ground}
         recv = asyncio.create_task(receiver())
         await asyncio.gather(sender(), killer())
         await recv
+        # A copy resent after a kill would come late: none may come while the chain stays up.
+        late = await ground.take(POSTS, timeout=2.0)
+        assert late is None, f"{late.bundle.payload[:9]!r} delivered twice"
         relay.send_signal(signal.SIGKILL)
         relay.wait()
         await iss.stop()

@@ -136,7 +136,7 @@ def test_message_fed_byte_by_byte_to_a_memoryview(message: Message) -> None:
 
 
 def test_known_wire_bytes() -> None:
-    # HDTN's SESS_INIT (PEERS.md): keepalive 17 s, segment MRU 200,000, transfer MRU 10,000,000.
+    # A SESS_INIT as HDTN sends one: keepalive 17 s, segment MRU 200,000, transfer MRU 10,000,000.
     hdtn = SessInit(17, 200_000, 10_000_000, "ipn:10.0")
     assert encode_message(hdtn) == (
         b"\x07\x00\x11"
