@@ -273,6 +273,36 @@ def test_full_store_refuses_before_the_agent_takes_it(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_a_bundle_larger_than_the_quota_is_refused_and_reported(tmp_path: Path) -> None:
+    """Larger than the whole quota, announced (a transfer length) or found while it arrives:
+    refused with reason 4 and reported, even though it is never stored."""
+    reports = EID.parse("ipn:3.5")
+
+    async def main() -> None:
+        clock = Clock()
+        ground = make(tmp_path, GROUND, clock, endpoints=(POSTS, reports), quota_bytes=3000)
+        for seq, announced in ((1, True), (2, False)):
+            p = PrimaryBlock(POSTS, ISS, reports, creation_time=clock.now, sequence=seq, flags=0x40000)
+            data = encode_bundle(Bundle(p, (payload_block(bytes(5000)),)))
+            incoming = ground.open_incoming(None, len(data) if announced else None)
+
+            async def arrive(incoming: Any = incoming, data: bytes = data) -> None:
+                for i in range(0, len(data), 1000):
+                    incoming.write(data[i : i + 1000])
+                await incoming.commit()
+
+            with pytest.raises(StoreError) as info:
+                await arrive()
+            assert info.value.reason == 4
+        records = [decode_admin_record(d.bundle.payload) for d in ground.take_ready(reports, 10)]
+        seen = sorted((r.sequence, r.reason) for r in records if isinstance(r, StatusReport))
+        assert seen == [(1, 4), (2, 4)]
+        assert ground.store is not None and len(ground.store) == 2  # the two reports, nothing else
+        await ground.stop()
+
+    asyncio.run(main())
+
+
 def test_creation_stamps_never_repeat_across_restarts(tmp_path: Path) -> None:
     async def main() -> None:
         clock = Clock()  # frozen: every send in the same millisecond

@@ -391,6 +391,59 @@ def test_large_fragments_differing_only_in_length_are_two_bundles(tmp_path: Path
     asyncio.run(main())
 
 
+def test_a_large_bundle_the_store_has_no_room_for_is_refused_and_reported(tmp_path: Path) -> None:
+    """Refused for want of room (reason 4) once its blocks before the payload are in: its
+    deletion report (RFC 9171 §5.10) names it, and the store keeps what it held."""
+    from proxima.bpv7.admin import StatusReport, decode_admin_record
+    from proxima.bpv7.bundle import BundleFlag
+    from proxima.runtime.config import RouteConfig
+
+    reports = EID.parse("ipn:2.5")
+
+    def big(seq: int, flags: int = 0) -> bytes:
+        primary = PrimaryBlock(
+            destination=MEDIA,
+            source=ISS,
+            report_to=reports,
+            creation_time=dtn_now_ms(),
+            sequence=seq,
+            lifetime=86_400_000,
+            flags=flags,
+            crc_type=2,
+        )
+        return encode_bundle(Bundle(primary, (payload_block(b"M" * (5 * MIB), crc_type=2),)))
+
+    async def main() -> None:
+        node = Node(
+            NodeConfig(
+                node_id=RELAY,
+                store_path=tmp_path / "r",
+                endpoints=(reports,),
+                routes=(RouteConfig("ipn:3.*", GROUND),),  # no session: bundles wait
+                quota_bytes=8 * MIB,
+            )
+        )
+        node.open()
+        try:
+            await feed(node, big(1))
+            assert node.store is not None and len(node.store) == 1
+            for seq, flags in ((2, BundleFlag.REPORT_DELETION), (3, 0)):
+                with pytest.raises(StoreError) as info:
+                    await feed(node, big(seq, flags))
+                assert info.value.reason == 4
+            assert node.agent.counters.deleted == 2
+            [report] = node.take_ready(reports, 10)  # only the one that asked
+            record = decode_admin_record(report.bundle.payload)
+            assert isinstance(record, StatusReport) and record.deleted.asserted
+            assert (record.source, record.sequence, record.reason) == (ISS, 2, 4)
+            kept = [b for b in node.store.pending(state=None) if b.destination == MEDIA]
+            assert [b.identity[2] for b in kept] == [1]
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
 def test_stopping_while_a_large_file_is_copied_in_waits_for_the_copy_and_keeps_nothing_half(
     tmp_path: Path,
 ) -> None:

@@ -740,11 +740,14 @@ class BundleAgent:
         encoded = encode_bundle(Bundle(b.primary, (prev, *blocks[:-1], stand_in)))
         return encoded[: -len(encode_block(stand_in)) - 1]
 
-    def refuse(self, bundle: Bundle, now_ms: int, reason: int) -> list[Action]:
+    def refuse(
+        self, bundle: Bundle, now_ms: int, reason: int, payload_length: int | None = None
+    ) -> list[Action]:
         """A received bundle this node cannot keep (e.g. depleted storage, reason 4): count its
-        deletion and report it when asked; nothing is held."""
+        deletion and report it when asked; nothing is held. ``payload_length``: as for
+        :meth:`receive_bundle`, when only the blocks before the payload were read."""
         actions: list[Action] = []
-        self._deleted(bundle, now_ms, reason, actions)
+        self._deleted(bundle, now_ms, reason, actions, payload_length)
         return actions
 
     def refragment(self, key: int, max_bytes: int, now_ms: int) -> list[Action] | None:

@@ -250,9 +250,12 @@ class _Streamed:
 class _Incoming:
     """A bundle arriving from a link: its pieces accumulate (or stream to a file once the bundle
     is large), commit decodes and persists. A bundle that came in one piece is used as it came,
-    never copied."""
+    never copied.
 
-    __slots__ = ("_link", "_node", "_pieces", "_size", "_stream")
+    One the store has no room for is refused (StoreError, reason 4) only once its blocks before
+    the payload are in, so that the deletion status report it may ask for can be sent."""
+
+    __slots__ = ("_head", "_link", "_node", "_pieces", "_refusal", "_size", "_stream")
 
     def __init__(self, node: Node, link: Link | None, length: int | None = None) -> None:
         self._node = node
@@ -260,19 +263,52 @@ class _Incoming:
         self._pieces: list[bytes] = []
         self._size = 0
         self._stream: _Streamed | None = None
-        if length is not None and length > STREAM_THRESHOLD:
-            self._stream = node.open_stream(length)
+        self._refusal: StoreError | None = None
+        self._head = bytearray()
+        quota = node.config.quota_bytes
+        if quota is not None and length is not None and length > quota:
+            self._refusal = StoreError(f"a {length}-byte bundle exceeds the store quota of {quota}", reason=4)
+        elif length is not None and length > STREAM_THRESHOLD:
+            try:
+                self._stream = node.open_stream(length)
+            except StoreError as exc:
+                if exc.reason != 4:
+                    raise
+                self._refusal = exc
+
+    def _refusing(self, data: bytes | memoryview) -> None:
+        """Read up to the payload of a bundle that will be refused; then report and refuse it."""
+        refusal = self._refusal
+        if refusal is None:  # pragma: no cover - only called while refusing
+            return
+        self._head += data
+        try:
+            head = decode_bundle_head(self._head)
+        except Incomplete:
+            if len(self._head) <= MAX_HEAD:
+                return
+            raise refusal from None
+        except BundleError:
+            raise refusal from None
+        self._node.report_refused(head)
+        raise refusal
 
     def write(self, data: bytes | memoryview) -> None:
         stream = self._stream
         if stream is not None:
             stream.write(data)
             return
+        if self._refusal is not None:
+            self._refusing(data)
+            return
         self._pieces.append(data if type(data) is bytes else bytes(data))
         self._size += len(data)
         quota = self._node.config.quota_bytes
         if quota is not None and self._size > quota:
-            raise StoreError("the bundle is larger than the whole store quota", reason=4)
+            self._refusal = StoreError("the bundle is larger than the whole store quota", reason=4)
+            pieces, self._pieces, self._size = self._pieces, [], 0
+            self._refusing(b"".join(pieces))
+            return
         if self._size > STREAM_THRESHOLD:
             self._stream = stream = self._node.open_stream(None)
             pieces, self._pieces, self._size = self._pieces, [], 0
@@ -286,6 +322,8 @@ class _Incoming:
         """:meth:`commit` without a coroutine: check and apply the bundle now (raising
         BundleError or StoreError), then the future resolves once it is durable. The future is
         shared by every bundle of the same group commit: wait on it, never cancel it."""
+        if self._refusal is not None:
+            raise self._refusal
         stream, self._stream = self._stream, None
         if stream is not None:
             self._node.accept_streamed(stream, self._link)
@@ -748,10 +786,16 @@ class Node:
 
     def open_incoming(self, link: Link | None, length: int | None) -> _Incoming:
         """A convergence layer starts receiving a bundle."""
-        quota = self.config.quota_bytes
-        if quota is not None and length is not None and length > quota:
-            raise StoreError(f"a {length}-byte bundle exceeds the store quota of {quota}", reason=4)
         return _Incoming(self, link, length)
+
+    def report_refused(self, head: BundleHead) -> None:
+        """Count and report (when it asks) a bundle refused for want of room, of which only the
+        blocks before the payload were read. A report the store has no room for is dropped."""
+        bundle = Bundle(head.primary, head.blocks)
+        if self.store is not None and self.store.is_known(bundle_identity(bundle, head.payload_length)):
+            return  # a copy is stored already: nothing was lost
+        with contextlib.suppress(StoreError):
+            self._apply(self.agent.refuse(bundle, self.clock(), 4, head.payload_length))
 
     def open_stream(self, length: int | None) -> _Streamed:
         """Start writing an arriving large bundle to the store (``length`` reserved when known)."""
