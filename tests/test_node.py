@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from proxima.bpv7 import EID, Bundle, PrimaryBlock, encode_bundle, payload_block
+from proxima.bpv7 import EID, Bundle, PrimaryBlock, Reason, encode_bundle, payload_block
 from proxima.bpv7.admin import StatusReport, decode_admin_record
 from proxima.errors import BundleError, ConfigError, StoreError
 from proxima.runtime.config import NodeConfig, RouteConfig, load_config, parse_config
@@ -299,6 +299,36 @@ def test_a_bundle_larger_than_the_quota_is_refused_and_reported(tmp_path: Path) 
         assert seen == [(1, 4), (2, 4)]
         assert ground.store is not None and len(ground.store) == 2  # the two reports, nothing else
         await ground.stop()
+
+    asyncio.run(main())
+
+
+def test_a_running_node_expires_what_waits_past_its_lifetime(tmp_path: Path) -> None:
+    """The node's own once-a-second pass, not a test calling it, deletes an expired bundle
+    from the agent and the store, and its deletion report goes out."""
+    reports = EID.parse("ipn:1.5")
+
+    async def main() -> None:
+        clock = Clock()
+        iss = make(tmp_path, ISS, clock, endpoints=(reports,), routes=(RouteConfig("ipn:3.*", RELAY),))
+        await iss.start()
+        try:
+            await iss.send(POSTS, b"soon stale", lifetime_ms=60_000, report_to=reports, flags=0x40000)
+            assert iss.agent.held() == 1  # RELAY never comes up: it waits
+            await asyncio.sleep(1.5)
+            assert iss.agent.counters.deleted == 0  # the pass ran, nothing had expired
+            clock.now += 60_000
+            for _ in range(40):
+                if iss.agent.counters.deleted:
+                    break
+                await asyncio.sleep(0.1)
+            assert iss.agent.counters.deleted == 1 and iss.agent.held() == 0
+            [d] = iss.take_ready(reports, 10)
+            record = decode_admin_record(d.bundle.payload)
+            assert isinstance(record, StatusReport) and record.reason == Reason.LIFETIME_EXPIRED
+            assert iss.store is not None and len(iss.store) == 1  # only the report, for its endpoint
+        finally:
+            await iss.stop()
 
     asyncio.run(main())
 
