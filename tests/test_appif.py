@@ -302,6 +302,14 @@ def test_a_waiting_recv_takes_bundles_before_the_commit_that_would_store_them(tm
             for rnd in range(3):
                 for i, size in enumerate(sizes):
                     sent.append(await iss.send(POSTS, bytes([rnd * 10 + i]) * size))
+                    if size > STREAM_THRESHOLD:
+                        # The recv streams it by the ordinary path, then waits again: what comes
+                        # next must find it waiting (else it is stored, as for a slow reader).
+                        await until(
+                            lambda: p.ground.agent.counters.delivered >= len(sent)
+                            and p.ground.pending_deliveries(POSTS) == 0
+                            and POSTS in p.ground._consumers
+                        )
             got = await waiting
         assert [(b.creation_time, b.sequence) for b in got] == [(s.creation_time, s.sequence) for s in sent]
         expected = [bytes([r * 10 + i]) * n for r in range(3) for i, n in enumerate(sizes)]
