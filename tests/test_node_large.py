@@ -45,17 +45,44 @@ def media_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def large_bundle(payload: bytes, sequence: int) -> bytes:
+def large_bundle(
+    payload: bytes,
+    sequence: int,
+    *,
+    report_to: EID = DTN_NONE,
+    flags: int = 0,
+    created: int | None = None,
+    fragment: tuple[int, int] | None = None,
+) -> bytes:
+    """A bundle for MEDIA from ISS; ``fragment``: (offset, total ADU length) of a fragment."""
     primary = PrimaryBlock(
         destination=MEDIA,
         source=ISS,
-        report_to=DTN_NONE,
-        creation_time=dtn_now_ms(),
+        report_to=report_to,
+        creation_time=dtn_now_ms() if created is None else created,
         sequence=sequence,
         lifetime=86_400_000,
+        flags=flags,
         crc_type=2,
+        fragment_offset=None if fragment is None else fragment[0],
+        total_adu_length=None if fragment is None else fragment[1],
     )
     return encode_bundle(Bundle(primary, (payload_block(payload, crc_type=2),)))
+
+
+def relay_waiting(tmp_path: Path, endpoint: EID, quota: int | None = None) -> Node:
+    """A relay with a route to the ground that never comes up: what it takes in waits stored."""
+    from proxima.runtime.config import RouteConfig
+
+    return Node(
+        NodeConfig(
+            node_id=RELAY,
+            store_path=tmp_path / "r",
+            endpoints=(endpoint,),
+            routes=(RouteConfig("ipn:3.*", GROUND),),
+            quota_bytes=quota,
+        )
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -337,36 +364,18 @@ def test_large_fragments_differing_only_in_length_are_two_bundles(tmp_path: Path
     the same offset with different lengths are both kept, and their reports name each length."""
     from proxima.bpv7.admin import StatusReport, decode_admin_record
     from proxima.bpv7.bundle import BundleFlag
-    from proxima.runtime.config import RouteConfig
 
     reports = EID.parse("ipn:2.5")
     created = dtn_now_ms()
     lengths = (STREAM_THRESHOLD + 1000, STREAM_THRESHOLD + 5000)
 
     def fragment(length: int) -> bytes:
-        primary = PrimaryBlock(
-            destination=MEDIA,
-            source=ISS,
-            report_to=reports,
-            creation_time=created,
-            sequence=3,
-            lifetime=86_400_000,
-            flags=BundleFlag.IS_FRAGMENT | BundleFlag.REPORT_RECEPTION,
-            crc_type=2,
-            fragment_offset=0,
-            total_adu_length=3 * STREAM_THRESHOLD,
-        )
-        return encode_bundle(Bundle(primary, (payload_block(b"F" * length, crc_type=2),)))
+        flags = BundleFlag.IS_FRAGMENT | BundleFlag.REPORT_RECEPTION
+        where = (0, 3 * STREAM_THRESHOLD)  # offset, total ADU length
+        return large_bundle(b"F" * length, 3, report_to=reports, flags=flags, created=created, fragment=where)
 
     async def main() -> None:
-        node = Node(
-            NodeConfig(
-                node_id=RELAY,
-                store_path=tmp_path / "r",
-                endpoints=(reports,),
-                routes=(RouteConfig("ipn:3.*", GROUND),),  # no session: they wait in the store
-            )
-        )
+        node = relay_waiting(tmp_path, reports)
         node.open()
         try:
             for length in lengths:
@@ -396,33 +405,14 @@ def test_a_large_bundle_the_store_has_no_room_for_is_refused_and_reported(tmp_pa
     deletion report (RFC 9171 §5.10) names it, and the store keeps what it held."""
     from proxima.bpv7.admin import StatusReport, decode_admin_record
     from proxima.bpv7.bundle import BundleFlag
-    from proxima.runtime.config import RouteConfig
 
     reports = EID.parse("ipn:2.5")
 
     def big(seq: int, flags: int = 0) -> bytes:
-        primary = PrimaryBlock(
-            destination=MEDIA,
-            source=ISS,
-            report_to=reports,
-            creation_time=dtn_now_ms(),
-            sequence=seq,
-            lifetime=86_400_000,
-            flags=flags,
-            crc_type=2,
-        )
-        return encode_bundle(Bundle(primary, (payload_block(b"M" * (5 * MIB), crc_type=2),)))
+        return large_bundle(b"M" * (5 * MIB), seq, report_to=reports, flags=flags)
 
     async def main() -> None:
-        node = Node(
-            NodeConfig(
-                node_id=RELAY,
-                store_path=tmp_path / "r",
-                endpoints=(reports,),
-                routes=(RouteConfig("ipn:3.*", GROUND),),  # no session: bundles wait
-                quota_bytes=8 * MIB,
-            )
-        )
+        node = relay_waiting(tmp_path, reports, quota=8 * MIB)
         node.open()
         try:
             await feed(node, big(1))
