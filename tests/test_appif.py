@@ -1160,10 +1160,17 @@ def test_cli_node_status(nodes: Background) -> None:
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["node_id"] == "ipn:1.0" and doc["peers_up"] == ["ipn:3.0"]
-    r = cli("node", "status", "--node", nodes.ground)
+    ground = json.loads(cli("node", "status", "--node", nodes.ground, "--json").stdout)
+    assert {"received", "forwarded", "delivered", "deleted", "duplicates"} <= set(ground["counters"])
+    assert sum(ground["links_up"].values()) >= 1 and ground["peers_up"] == ["ipn:1.0"]
+    r = cli("node", "status", "--node", nodes.ground)  # nothing moves in between: the same figures
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("node ipn:3.0, up ")
     assert "peers up: ipn:1.0" in r.stdout and "application interface: 127.0.0.1:" in r.stdout
+    n = ground["stored"]["bundles"]
+    assert f"  stored: {n} bundle{'' if n == 1 else 's'}, {ground['stored']['bytes']} bytes" in r.stdout
+    counters = ", ".join(f"{k} {v}" for k, v in sorted(ground["counters"].items()))
+    assert f"  counters: {counters}" in r.stdout
 
 
 @pytest.mark.parametrize(
