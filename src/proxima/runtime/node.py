@@ -264,7 +264,7 @@ class _Incoming:
         self._size = 0
         self._stream: _Streamed | None = None
         self._refusal: StoreError | None = None
-        self._head = bytearray()
+        self._head: bytearray | None = None  # while refusing: the bytes up to the payload
         quota = node.config.quota_bytes
         if quota is not None and length is not None and length > quota:
             self._refusal = StoreError(f"a {length}-byte bundle exceeds the store quota of {quota}", reason=4)
@@ -276,16 +276,16 @@ class _Incoming:
                     raise
                 self._refusal = exc
 
-    def _refusing(self, data: bytes | memoryview) -> None:
+    def _refusing(self, refusal: StoreError, data: bytes | memoryview) -> None:
         """Read up to the payload of a bundle that will be refused; then report and refuse it."""
-        refusal = self._refusal
-        if refusal is None:  # pragma: no cover - only called while refusing
-            return
-        self._head += data
+        buffer = self._head
+        if buffer is None:
+            buffer = self._head = bytearray()
+        buffer += data
         try:
-            head = decode_bundle_head(self._head)
+            head = decode_bundle_head(buffer)
         except Incomplete:
-            if len(self._head) <= MAX_HEAD:
+            if len(buffer) <= MAX_HEAD:
                 return
             raise refusal from None
         except BundleError:
@@ -298,16 +298,17 @@ class _Incoming:
         if stream is not None:
             stream.write(data)
             return
-        if self._refusal is not None:
-            self._refusing(data)
+        refusal = self._refusal
+        if refusal is not None:
+            self._refusing(refusal, data)
             return
         self._pieces.append(data if type(data) is bytes else bytes(data))
         self._size += len(data)
         quota = self._node.config.quota_bytes
         if quota is not None and self._size > quota:
-            self._refusal = StoreError("the bundle is larger than the whole store quota", reason=4)
+            self._refusal = refusal = StoreError("the bundle is larger than the whole store quota", reason=4)
             pieces, self._pieces, self._size = self._pieces, [], 0
-            self._refusing(b"".join(pieces))
+            self._refusing(refusal, b"".join(pieces))
             return
         if self._size > STREAM_THRESHOLD:
             self._stream = stream = self._node.open_stream(None)
